@@ -1,0 +1,19 @@
+"""bplib: backpropagation by hand on PyTorch tensors, the engine of *Backpropagation, Derived and Verified*.
+
+``bplib.functional`` holds the forward/backward pairs, ``bplib.MLP`` chains them,
+``bplib.symbolic`` holds the SymPy side of every check and ``bplib.testing`` the
+tolerances both sides are compared with.  The engine never calls ``torch.autograd``.
+"""
+
+import torch
+
+from . import functional, init, symbolic, testing
+from .mlp import MLP
+
+
+def default_device() -> torch.device:
+    """CUDA when a GPU is present, the CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+__all__ = ["MLP", "default_device", "functional", "init", "symbolic", "testing"]

@@ -1,0 +1,128 @@
+"""Losses: forward and backward side by side.
+
+Both losses average over the m rows (samples) of the batch.
+
+Mean squared error, on predictions :math:`\\hat Y` and targets :math:`Y` of shape (m, k):
+
+.. math::
+
+    L = \\frac{1}{2m} \\sum_{i=1}^m \\lVert \\hat y_i - y_i \\rVert^2, \\qquad
+    \\frac{\\partial L}{\\partial \\hat Y} = \\frac{1}{m} (\\hat Y - Y).
+
+Softmax cross-entropy, on logits :math:`Z` of shape (m, C) and labels
+:math:`y_i \\in \\{0, \\dots, C-1\\}` (or rows of class probabilities :math:`Y`):
+
+.. math::
+
+    p_i = \\operatorname{softmax}(z_i), \\qquad
+    L = -\\frac{1}{m} \\sum_{i=1}^m \\log p_{i, y_i}, \\qquad
+    \\frac{\\partial L}{\\partial Z} = \\frac{1}{m} (P - Y),
+
+where :math:`Y` is the one-hot (or probability) matrix of the labels.  The
+forward pass works with :math:`\\log p = z - \\operatorname{logsumexp}(z)`, so
+loss and gradient stay finite for logits of any magnitude.
+
+Each backward takes the upstream gradient of the scalar loss first (1 when the
+loss is the final output) and returns the gradient with respect to the
+predictions or logits only; targets are data and get no gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._checks import check_same_device, check_same_dtype_and_device, check_shape, check_tensor
+
+SoftmaxCECache = tuple[torch.Tensor, torch.Tensor]
+
+
+def _check_upstream(fn: str, dloss: object, like: torch.Tensor) -> torch.Tensor | float:
+    if isinstance(dloss, (int, float)) and not isinstance(dloss, bool):
+        return float(dloss)
+    if isinstance(dloss, torch.Tensor) and dloss.dim() == 0 and dloss.is_floating_point():
+        check_same_dtype_and_device(fn, ("cache", like), ("dloss", dloss))
+        return dloss
+    raise TypeError(f"{fn}: argument 'dloss' must be a Python number or a 0-d floating tensor, got {dloss!r}")
+
+
+def softmax_cross_entropy_targets(fn: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Return the (m, C) target matrix Y for labels given as indices or probability rows, after checking them."""
+    check_tensor(fn, "y", y)
+    m, C = logits.shape
+    if y.dtype == torch.int64:
+        check_shape(fn, "y", y, (m,), "one class index per row of the logits")
+        check_same_device(fn, ("logits", logits), ("y", y))
+        if m and bool(((y < 0) | (y >= C)).any()):
+            raise ValueError(
+                f"{fn}: argument 'y' holds class indices outside [0, {C - 1}] "
+                f"(min {int(y.min())}, max {int(y.max())}) for logits with C = {C} columns"
+            )
+        return torch.zeros_like(logits).scatter_(1, y.unsqueeze(1), 1.0)
+    if y.is_floating_point():
+        check_shape(fn, "y", y, (m, C), "rows of class probabilities, like the logits")
+        check_same_dtype_and_device(fn, ("logits", logits), ("y", y))
+        row_sums = y.sum(dim=1)
+        if bool((y < 0).any()) or not torch.allclose(row_sums, torch.ones_like(row_sums)):
+            raise ValueError(f"{fn}: argument 'y' given as probability rows must be non-negative with rows summing to 1")
+        return y
+    raise TypeError(
+        f"{fn}: argument 'y' must be int64 class indices of shape ({m},) or floating probability rows "
+        f"of shape ({m}, {C}), got dtype {y.dtype}"
+    )
+
+
+def softmax_cross_entropy_forward(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, SoftmaxCECache]:
+    """Return the mean cross-entropy of ``softmax(logits)`` against ``y`` and the cache ``(p, Y)``.
+
+    ``logits`` (m, C); ``y`` int64 (m,) class indices, or floating (m, C) probability rows.
+    """
+    fn = "softmax_cross_entropy_forward"
+    check_tensor(fn, "logits", logits, ndim=2, floating=True)
+    Y = softmax_cross_entropy_targets(fn, logits, y)  # (m, C)
+    m = logits.shape[0]
+    if m == 0:
+        raise ValueError(f"{fn}: argument 'logits' must hold at least one row, got shape {tuple(logits.shape)}")
+    log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (m, C), log-softmax without overflow
+    loss = -(Y * log_p).sum() / m  # ()
+    return loss, (log_p.exp(), Y)
+
+
+def softmax_cross_entropy_backward(dloss: torch.Tensor | float, cache: SoftmaxCECache) -> torch.Tensor:
+    """Return ``dlogits = dloss * (p - Y) / m``."""
+    p, Y = cache
+    dloss = _check_upstream("softmax_cross_entropy_backward", dloss, p)
+    # forward: loss = -(1/m) sum(Y * log softmax(logits))
+    return (p - Y) * (dloss / p.shape[0])
+
+
+def mse_forward(y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``L = sum((y_hat - y)**2) / (2m)`` and the cache ``y_hat - y``.
+
+    ``y_hat`` and ``y`` have the same shape (m, k).
+    """
+    fn = "mse_forward"
+    check_tensor(fn, "y_hat", y_hat, ndim=2, floating=True)
+    check_tensor(fn, "y", y, floating=True)
+    check_same_dtype_and_device(fn, ("y_hat", y_hat), ("y", y))
+    check_shape(fn, "y", y, tuple(y_hat.shape), "the shape of the predictions y_hat")
+    m = y_hat.shape[0]
+    if m == 0:
+        raise ValueError(f"{fn}: argument 'y_hat' must hold at least one row, got shape {tuple(y_hat.shape)}")
+    residual = y_hat - y  # (m, k)
+    loss = (residual * residual).sum() / (2 * m)  # ()
+    return loss, residual
+
+
+def mse_backward(dloss: torch.Tensor | float, cache: torch.Tensor) -> torch.Tensor:
+    """Return ``dy_hat = dloss * (y_hat - y) / m``."""
+    residual = cache
+    dloss = _check_upstream("mse_backward", dloss, residual)
+    # forward: loss = sum(residual**2) / (2m)
+    return residual * (dloss / residual.shape[0])
+
+
+LOSSES = {
+    "softmax_ce": (softmax_cross_entropy_forward, softmax_cross_entropy_backward),
+    "mse": (mse_forward, mse_backward),
+}
+"""Forward/backward pairs by name, as ``MLP(loss=...)`` accepts them."""

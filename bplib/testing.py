@@ -1,0 +1,81 @@
+"""Tolerances and assertion helpers used by the tests and by every chapter.
+
+One tolerance per dtype, chosen from its unit round-off :math:`u`
+(float64: :math:`1.1\\times10^{-16}`, float32: :math:`6.0\\times10^{-8}`).  Two
+routes to the same gradient differ by rounding in sums of a few thousand
+terms; the relative tolerance leaves room for that (:math:`\\sim 10^{6} u`),
+and no more, so that a wrong formula -- off by a term, a factor or a
+transpose -- cannot pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+import torch
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Relative and absolute tolerance: ``|actual - expected| <= atol + rtol * |expected|``."""
+
+    rtol: float
+    atol: float
+
+
+TOLERANCES: dict[torch.dtype, Tolerance] = {
+    torch.float64: Tolerance(rtol=1e-10, atol=1e-12),
+    torch.float32: Tolerance(rtol=1e-5, atol=1e-6),
+}
+"""The one tolerance table: identities that hold exactly in real arithmetic, per dtype."""
+
+
+def tolerance(dtype: torch.dtype) -> Tolerance:
+    """Return the tolerance for ``dtype``; a ``ValueError`` for dtypes the book does not check in."""
+    if dtype not in TOLERANCES:
+        raise ValueError(f"tolerance: argument 'dtype' must be one of {list(TOLERANCES)}, got {dtype}")
+    return TOLERANCES[dtype]
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, *, claim: str) -> None:
+    """Assert ``actual`` equals ``expected`` within the tolerance of ``actual``'s dtype.
+
+    ``expected`` (from SymPy, autograd, ...) is converted to ``actual``'s dtype and
+    device first.  ``claim`` says in words what is being checked; it heads the
+    failure message and the book's verification index.
+    """
+    if not isinstance(actual, torch.Tensor) or not isinstance(expected, torch.Tensor):
+        raise TypeError(
+            f"assert_close: arguments 'actual' and 'expected' must be tensors, "
+            f"got {type(actual).__name__} and {type(expected).__name__}"
+        )
+    tol = tolerance(actual.dtype)
+    expected = expected.to(dtype=actual.dtype, device=actual.device)
+    torch.testing.assert_close(
+        actual, expected, rtol=tol.rtol, atol=tol.atol, msg=lambda default: f"{claim}: {default}"
+    )
+
+
+def _is_zero(expr: sp.Expr) -> bool:
+    # Cheap canonical forms first: expanding settles identities between polynomials in the same
+    # atoms, and expanding the numerator over a common denominator settles rational ones (softmax).
+    # simplify alone would spend minutes on the exponentials of a small network.
+    return (
+        expr == 0
+        or sp.expand(expr) == 0
+        or sp.expand(sp.numer(sp.together(expr))) == 0
+        or sp.simplify(expr) == 0
+    )
+
+
+def assert_identity(lhs: sp.Expr | sp.MatrixBase, rhs: sp.Expr | sp.MatrixBase, *, claim: str) -> None:
+    """Assert that SymPy proves ``lhs == rhs``: the difference reduces to exactly zero.
+
+    Works for scalars and for matrices (entry by entry).  ``claim`` says in words
+    what is being proved.
+    """
+    difference = sp.Matrix(lhs) - sp.Matrix(rhs) if isinstance(lhs, sp.MatrixBase) else sp.Matrix([lhs - rhs])
+    residual = [e for e in difference if not _is_zero(e)]
+    if residual:
+        raise AssertionError(f"{claim}: SymPy could not reduce lhs - rhs to zero; a residual entry is {residual[0]}")
