@@ -65,7 +65,8 @@ def check_shape(fn: str, name: str, x: torch.Tensor, expected: Sequence[int | No
     """Check ``x.shape`` against ``expected``, where ``None`` matches any size."""
     ok = x.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
     if not ok:
-        shown = tuple("any" if e is None else e for e in expected)
+        sizes = ["any" if e is None else str(e) for e in expected]
+        shown = f"({sizes[0]},)" if len(sizes) == 1 else f"({', '.join(sizes)})"
         raise ValueError(f"{fn}: argument '{name}' must have shape {shown} ({meaning}), got {tuple(x.shape)}")
 
 

@@ -74,7 +74,9 @@ def relu_backward(da: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
     a = cache
     _check_pair("relu_backward", da, a)
     # forward: a = max(0, z)
-    return torch.where(a > 0, da, 0.0)
+    # threshold_backward(da, a, 0) is the element-wise kernel for "da where a > 0, else 0": one fused
+    # pass, several times faster than torch.where(a > 0, da, 0), which first materialises the mask
+    return torch.ops.aten.threshold_backward(da, a, 0)
 
 
 ACTIVATIONS = {
