@@ -41,10 +41,11 @@ def check_tensor(
 def check_same_device(fn: str, reference: tuple[str, torch.Tensor], *others: tuple[str, torch.Tensor]) -> None:
     """Check that every named tensor lives on the device of the reference tensor."""
     ref_name, ref = reference
+    device = ref.device
     for name, x in others:
-        if x.device != ref.device:
+        if x.device != device:
             raise ValueError(
-                f"{fn}: argument '{name}' is on device {x.device} but '{ref_name}' is on {ref.device}; "
+                f"{fn}: argument '{name}' is on device {x.device} but '{ref_name}' is on {device}; "
                 f"move one of them with .to(device)"
             )
 
@@ -52,10 +53,11 @@ def check_same_device(fn: str, reference: tuple[str, torch.Tensor], *others: tup
 def check_same_dtype_and_device(fn: str, reference: tuple[str, torch.Tensor], *others: tuple[str, torch.Tensor]) -> None:
     """Check that every named tensor has the dtype and the device of the reference tensor."""
     ref_name, ref = reference
+    dtype = ref.dtype
     for name, x in others:
-        if x.dtype != ref.dtype:
+        if x.dtype is not dtype:  # dtypes are singletons
             raise TypeError(
-                f"{fn}: argument '{name}' has dtype {x.dtype} but '{ref_name}' has dtype {ref.dtype}; "
+                f"{fn}: argument '{name}' has dtype {x.dtype} but '{ref_name}' has dtype {dtype}; "
                 f"convert one of them with .to(dtype)"
             )
     check_same_device(fn, reference, *others)
@@ -63,11 +65,16 @@ def check_same_dtype_and_device(fn: str, reference: tuple[str, torch.Tensor], *o
 
 def check_shape(fn: str, name: str, x: torch.Tensor, expected: Sequence[int | None], meaning: str) -> None:
     """Check ``x.shape`` against ``expected``, where ``None`` matches any size."""
-    ok = x.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
-    if not ok:
-        sizes = ["any" if e is None else str(e) for e in expected]
-        shown = f"({sizes[0]},)" if len(sizes) == 1 else f"({', '.join(sizes)})"
-        raise ValueError(f"{fn}: argument '{name}' must have shape {shown} ({meaning}), got {tuple(x.shape)}")
+    shape = x.shape
+    if len(shape) == len(expected):
+        for e, s in zip(expected, shape):
+            if e is not None and e != s:
+                break
+        else:
+            return
+    sizes = ["any" if e is None else str(e) for e in expected]
+    shown = f"({sizes[0]},)" if len(sizes) == 1 else f"({', '.join(sizes)})"
+    raise ValueError(f"{fn}: argument '{name}' must have shape {shown} ({meaning}), got {tuple(shape)}")
 
 
 def check_choice(fn: str, name: str, value: object, choices: Sequence[str]) -> str:

@@ -22,6 +22,11 @@ The output layer is affine: with ``loss="mse"`` the prediction is :math:`Z^L`
 itself, with ``loss="softmax_ce"`` the softmax lives inside the loss, which is
 what makes :math:`\\Delta^L = (P - Y)/m`.
 
+The input and the targets are checked once, on the way in (the loss's forward
+pass checks the targets); every other tensor is made here with the right shape,
+dtype and device, so the layers run as unchecked kernels
+(:mod:`bplib.functional`'s functions minus their argument checks).
+
 Not done here: no autograd, no optimiser (see the book's chapters), no layers
 other than affine + element-wise activation.
 """
@@ -34,7 +39,9 @@ import torch
 
 from . import init
 from ._checks import check_choice, check_same_dtype_and_device, check_shape, check_tensor
-from .functional import ACTIVATIONS, LOSSES, linear_backward, linear_forward
+from .functional.activations import ACTIVATION_KERNELS, ACTIVATIONS
+from .functional.linear import _linear_backward, _linear_forward
+from .functional.losses import LOSS_BACKWARD_KERNELS, LOSSES
 
 
 class MLP:
@@ -75,7 +82,7 @@ class MLP:
         sizes = list(sizes)
         if len(sizes) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
             raise ValueError(f"{fn}: argument 'sizes' must list at least two positive integers, got {sizes!r}")
-        self.activation = check_choice(fn, "activation", activation, tuple(ACTIVATIONS))
+        self.activation = check_choice(fn, "activation", activation, tuple(ACTIVATIONS))  # same names as the kernels
         self.loss = check_choice(fn, "loss", loss, tuple(LOSSES))
         if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise TypeError(f"{fn}: argument 'dtype' must be a floating torch.dtype, got {dtype!r}")
@@ -99,16 +106,16 @@ class MLP:
         return x
 
     def _forward(self, x: torch.Tensor, keep_caches: bool) -> tuple[torch.Tensor, list]:
-        act_forward, _ = ACTIVATIONS[self.activation]
+        act_forward, _ = ACTIVATION_KERNELS[self.activation]
         caches = []
         a = x  # (m, n_0)
         last = len(self.weights) - 1
         for l, (W, b) in enumerate(zip(self.weights, self.biases)):
-            z, linear_cache = linear_forward(a, W, b)  # (m, n_{l+1})
+            z, linear_cache = _linear_forward(a, W, b)  # (m, n_{l+1})
             if l == last:
                 a, act_cache = z, None  # affine output layer
             else:
-                a, act_cache = act_forward(z)
+                a, act_cache = act_forward(z, out=z)  # z is not needed again: overwrite it with a
             if keep_caches:
                 caches.append((linear_cache, act_cache))
         return a, caches
@@ -118,6 +125,14 @@ class MLP:
         out, _ = self._forward(self._check_input("MLP.forward", x), keep_caches=False)
         return out
 
+    def forward_with_caches(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """Return :math:`Z^L` and what the backward pass needs: ``caches[l] = (linear_cache, activation_cache)``.
+
+        ``linear_cache`` is :math:`(A^{l}, W^{l+1})` and ``activation_cache`` is :math:`A^{l+1}` (``None`` for the
+        affine output layer), 0-based as in :attr:`weights`: this is the memory backpropagation trades for speed.
+        """
+        return self._forward(self._check_input("MLP.forward_with_caches", x), keep_caches=True)
+
     def loss_and_grads(
         self, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
@@ -126,8 +141,9 @@ class MLP:
         ``dweights[l]`` and ``dbiases[l]`` have the shapes of ``weights[l]`` and ``biases[l]``.
         """
         x = self._check_input("MLP.loss_and_grads", x)
-        loss_forward, loss_backward = LOSSES[self.loss]
-        _, act_backward = ACTIVATIONS[self.activation]
+        loss_forward, _ = LOSSES[self.loss]
+        loss_backward = LOSS_BACKWARD_KERNELS[self.loss]
+        _, act_backward = ACTIVATION_KERNELS[self.activation]
 
         out, caches = self._forward(x, keep_caches=True)
         loss, loss_cache = loss_forward(out, y)
@@ -135,10 +151,12 @@ class MLP:
         dweights: list[torch.Tensor] = [None] * len(caches)  # type: ignore[list-item]
         dbiases: list[torch.Tensor] = [None] * len(caches)  # type: ignore[list-item]
         dz = loss_backward(1.0, loss_cache)  # Delta^L, (m, n_L)
+        del loss_cache, out
         for l in range(len(caches) - 1, -1, -1):
-            linear_cache, _ = caches[l]
-            da, dweights[l], dbiases[l] = linear_backward(dz, linear_cache, input_grad=l > 0)
+            linear_cache, _ = caches.pop()  # dropped once used, so its memory serves the next buffers
+            da, dweights[l], dbiases[l] = _linear_backward(dz, linear_cache, input_grad=l > 0)
+            del linear_cache
             if l > 0:
                 _, previous_act_cache = caches[l - 1]
-                dz = act_backward(da, previous_act_cache)  # Delta^{l}, (m, n_l)
+                dz = act_backward(da, previous_act_cache, out=da)  # Delta^{l}, (m, n_l), written over da
         return loss, dweights, dbiases

@@ -24,7 +24,10 @@ loss and gradient stay finite for logits of any magnitude.
 
 Each backward takes the upstream gradient of the scalar loss first (1 when the
 loss is the final output) and returns the gradient with respect to the
-predictions or logits only; targets are data and get no gradient.
+predictions or logits only; targets are data and get no gradient.  A backward
+checks its upstream gradient and calls its kernel (the same name with a leading
+underscore); the forward passes always check, since their targets come from the
+caller.
 """
 
 from __future__ import annotations
@@ -52,12 +55,15 @@ def softmax_cross_entropy_targets(fn: str, logits: torch.Tensor, y: torch.Tensor
     if y.dtype == torch.int64:
         check_shape(fn, "y", y, (m,), "one class index per row of the logits")
         check_same_device(fn, ("logits", logits), ("y", y))
-        if m and bool(((y < 0) | (y >= C)).any()):
+        if y.device.type == "meta":  # shapes only, no values to check (as when counting FLOPs)
+            return torch.zeros_like(logits)
+        lowest, highest = (int(v) for v in torch.aminmax(y))  # one pass, and one wait for a GPU
+        if lowest < 0 or highest >= C:
             raise ValueError(
                 f"{fn}: argument 'y' holds class indices outside [0, {C - 1}] "
-                f"(min {int(y.min())}, max {int(y.max())}) for logits with C = {C} columns"
+                f"(min {lowest}, max {highest}) for logits with C = {C} columns"
             )
-        return torch.zeros_like(logits).scatter_(1, y.unsqueeze(1), 1.0)
+        return torch.zeros_like(logits).scatter_(1, y.unsqueeze(1), 1.0)  # one-hot rows
     if y.is_floating_point():
         check_shape(fn, "y", y, (m, C), "rows of class probabilities, like the logits")
         check_same_dtype_and_device(fn, ("logits", logits), ("y", y))
@@ -78,21 +84,27 @@ def softmax_cross_entropy_forward(logits: torch.Tensor, y: torch.Tensor) -> tupl
     """
     fn = "softmax_cross_entropy_forward"
     check_tensor(fn, "logits", logits, ndim=2, floating=True)
-    Y = softmax_cross_entropy_targets(fn, logits, y)  # (m, C)
     m = logits.shape[0]
     if m == 0:
         raise ValueError(f"{fn}: argument 'logits' must hold at least one row, got shape {tuple(logits.shape)}")
-    log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (m, C), log-softmax without overflow
-    loss = -(Y * log_p).sum() / m  # ()
+    Y = softmax_cross_entropy_targets(fn, logits, y)  # (m, C)
+    # log p = z - logsumexp(z), row by row: torch.log_softmax subtracts the row maximum first, so
+    # nothing overflows, and does it in one fused kernel
+    log_p = torch.log_softmax(logits, dim=1)  # (m, C)
+    loss = (Y * log_p).sum().mul_(-1.0 / m)  # () = -(1/m) sum_i sum_j Y_ij log p_ij
     return loss, (log_p.exp(), Y)
+
+
+def _softmax_cross_entropy_backward(dloss: torch.Tensor | float, cache: SoftmaxCECache) -> torch.Tensor:
+    p, Y = cache
+    # forward: loss = -(1/m) sum(Y * log softmax(logits))
+    return (p - Y) * (dloss / p.shape[0])
 
 
 def softmax_cross_entropy_backward(dloss: torch.Tensor | float, cache: SoftmaxCECache) -> torch.Tensor:
     """Return ``dlogits = dloss * (p - Y) / m``."""
-    p, Y = cache
-    dloss = _check_upstream("softmax_cross_entropy_backward", dloss, p)
-    # forward: loss = -(1/m) sum(Y * log softmax(logits))
-    return (p - Y) * (dloss / p.shape[0])
+    dloss = _check_upstream("softmax_cross_entropy_backward", dloss, cache[0])
+    return _softmax_cross_entropy_backward(dloss, cache)
 
 
 def mse_forward(y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,12 +125,15 @@ def mse_forward(y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, tor
     return loss, residual
 
 
-def mse_backward(dloss: torch.Tensor | float, cache: torch.Tensor) -> torch.Tensor:
-    """Return ``dy_hat = dloss * (y_hat - y) / m``."""
-    residual = cache
-    dloss = _check_upstream("mse_backward", dloss, residual)
+def _mse_backward(dloss: torch.Tensor | float, residual: torch.Tensor) -> torch.Tensor:
     # forward: loss = sum(residual**2) / (2m)
     return residual * (dloss / residual.shape[0])
+
+
+def mse_backward(dloss: torch.Tensor | float, cache: torch.Tensor) -> torch.Tensor:
+    """Return ``dy_hat = dloss * (y_hat - y) / m``."""
+    dloss = _check_upstream("mse_backward", dloss, cache)
+    return _mse_backward(dloss, cache)
 
 
 LOSSES = {
@@ -126,3 +141,6 @@ LOSSES = {
     "mse": (mse_forward, mse_backward),
 }
 """Forward/backward pairs by name, as ``MLP(loss=...)`` accepts them."""
+
+LOSS_BACKWARD_KERNELS = {"softmax_ce": _softmax_cross_entropy_backward, "mse": _mse_backward}
+"""The backward passes without argument checks, for callers that made the cache with the forward pass."""
