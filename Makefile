@@ -7,6 +7,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := _build/mathjax-npm/node_modules/mathjax/es5/tex-mml-chtml.js
 
 # Hash-ordered output (sets, dict views of sets) must print the same in every run nbval compares.
 export PYTHONHASHSEED := 0
@@ -22,8 +24,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $@
 
-book: $(STAMP)
+book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# MathJax, pinned, from the npm registry: served with the book so that pages render offline.
+$(MATHJAX):
+	npm install --no-save --no-package-lock --no-audit --no-fund --prefix _build/mathjax-npm mathjax@$(MATHJAX_VERSION)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

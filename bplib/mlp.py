@@ -115,7 +115,8 @@ class MLP:
             if l == last:
                 a, act_cache = z, None  # affine output layer
             else:
-                a, act_cache = act_forward(z, out=z)  # z is not needed again: overwrite it with a
+                # z is not needed again: overwrite it with a, unless autograd records this pass and keeps z
+                a, act_cache = act_forward(z, out=None if z.requires_grad else z)
             if keep_caches:
                 caches.append((linear_cache, act_cache))
         return a, caches

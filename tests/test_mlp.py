@@ -93,3 +93,16 @@ def test_gradient_descent_with_backprop_learns_xor():
             p.sub_(0.5 * d)
     assert loss < 0.05 * first
     assert torch.equal(net.forward(x).argmax(dim=1), y)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_forward_can_be_recorded_by_autograd(activation, generator):
+    # the chapters differentiate bplib's forward pass with autograd to compare routes;
+    # the in-place activation buffers must step aside when autograd records
+    net = bplib.MLP([3, 5, 4, 2], activation, "mse", dtype=torch.float64, generator=generator)
+    x, y = make_batch(net, 6, generator)
+    _, dweights, _ = net.loss_and_grads(x, y)
+    net.weights = [W.requires_grad_() for W in net.weights]
+    loss = 0.5 * ((net.forward(x) - y) ** 2).sum() / 6
+    for W, dW in zip(net.weights, dweights):
+        assert_close(dW, torch.autograd.grad(loss, W, retain_graph=True)[0], claim="autograd through bplib's forward")
