@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make book   install everything into .venv and build the HTML book into _build/html
-#   make test   install everything into .venv and run the whole test suite (pytest + nbval)
+#   make test   install everything, build the book, and run the whole test suite
+#               (pytest over tests/, nbval over every notebook, the built pages in headless Chromium)
 # and `make bench` for the benchmarks in bench/.
 
 PYTHON ?= python3.11
@@ -13,9 +14,13 @@ MATHJAX := _build/mathjax-npm/node_modules/mathjax/es5/tex-mml-chtml.js
 # Hash-ordered output (sets, dict views of sets) must print the same in every run nbval compares.
 export PYTHONHASHSEED := 0
 
-.PHONY: install book test bench clean
+.PHONY: install chromium book test bench clean
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# Headless Chromium for the browser tests of the built book (Debian's package).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +36,7 @@ book: $(STAMP) $(MATHJAX)
 $(MATHJAX):
 	npm install --no-save --no-package-lock --no-audit --no-fund --prefix _build/mathjax-npm mathjax@$(MATHJAX_VERSION)
 
-test: $(STAMP)
+test: book chromium
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
