@@ -188,6 +188,10 @@ def backprop_gradients(net: SymbolicMLP) -> tuple[list[sp.Matrix], list[sp.Matri
     return dweights, list(deltas)
 
 
+def _heaviside(x: object, at_zero: float = 0.5) -> np.ndarray:
+    return np.heaviside(x, at_zero)
+
+
 def _as_tensor(value: object) -> torch.Tensor:
     return torch.as_tensor(np.asarray(value, dtype=np.float64))
 
@@ -201,7 +205,12 @@ def lambdify_torch(symbols: Sequence[sp.Symbol], expr: sp.Expr | sp.Matrix) -> C
     NumPy in float64, so it is independent of the engine it checks.
     """
     symbols = tuple(symbols)
-    compiled = sp.lambdify(symbols, expr, modules="numpy")
+    # lambdify gives every symbol whose name is no Python identifier (w^1_11, ...) a dummy in a pass of its
+    # own over the whole expression; renaming them all in one pass first compiles a network several times faster
+    plain = sp.symbols(f"v0:{len(symbols)}")
+    renamed = sp.sympify(expr).xreplace(dict(zip(symbols, plain)))
+    # NumPy's printer would rewrite Heaviside (the derivative of relu) as a Piecewise and spend minutes on its logic
+    compiled = sp.lambdify(plain, renamed, modules=[{"Heaviside": _heaviside}, "numpy"])
 
     def evaluate(v: torch.Tensor) -> torch.Tensor:
         check_tensor("lambdify_torch", "v", v, ndim=1)
