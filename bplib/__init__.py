@@ -1,13 +1,14 @@
 """bplib: backpropagation by hand on PyTorch tensors, the engine of *Backpropagation, Derived and Verified*.
 
 ``bplib.functional`` holds the forward/backward pairs, ``bplib.MLP`` chains them,
-``bplib.symbolic`` holds the SymPy side of every check and ``bplib.testing`` the
-tolerances both sides are compared with.  The engine never calls ``torch.autograd``.
+``bplib.init`` and ``bplib.optim`` start and train it, ``bplib.symbolic`` holds the SymPy
+side of every check and ``bplib.testing`` the tolerances both sides are compared with.
+The engine never calls ``torch.autograd``.
 """
 
 import torch
 
-from . import functional, init, symbolic, testing
+from . import functional, init, optim, symbolic, testing
 from .mlp import MLP
 
 
@@ -16,4 +17,4 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-__all__ = ["MLP", "default_device", "functional", "init", "symbolic", "testing"]
+__all__ = ["MLP", "default_device", "functional", "init", "optim", "symbolic", "testing"]

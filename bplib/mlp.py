@@ -27,7 +27,7 @@ pass checks the targets); every other tensor is made here with the right shape,
 dtype and device, so the layers run as unchecked kernels
 (:mod:`bplib.functional`'s functions minus their argument checks).
 
-Not done here: no autograd, no optimiser (see the book's chapters), no layers
+Not done here: no autograd, no optimiser (see :mod:`bplib.optim`), no layers
 other than affine + element-wise activation.
 """
 

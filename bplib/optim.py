@@ -17,18 +17,21 @@ Notation, for one parameter tensor :math:`\\theta`: :math:`g_t` is the gradient 
 step :math:`t = 1, 2, \\dots`, :math:`\\gamma` the learning rate ``lr``, :math:`\\lambda` the
 weight decay, products and powers of tensors are element-wise.  Every rule follows the
 update and the order of floating-point operations of torch 2.x's single-tensor
-implementation (the one torch uses on the CPU), so that bplib and ``torch.optim`` agree to
-rounding; the tests check 200 steps of every option against ``torch.optim`` to 1e-12
-relative in float64.  Conventions shared by every rule:
+implementation (the one torch picks on the CPU; on a GPU it picks ``foreach`` kernels, which
+may round differently), so that bplib and ``torch.optim`` agree to rounding; the tests
+check 200 steps of every option against ``torch.optim`` to 1e-12 relative in float64.
+Conventions shared by every rule:
 
 * ``maximize=True`` ascends: the gradient is negated first, :math:`g_t \\leftarrow -g_t`.
-* ``weight_decay`` is an L2 penalty added to the gradient, :math:`g_t \\leftarrow g_t + \\lambda\\theta_{t-1}`,
-  after the negation -- except in AdamW, where it is decoupled from the gradient.
+* ``weight_decay`` is an L2 penalty added to the gradient after the negation,
+  :math:`g_t \\leftarrow g_t + \\lambda\\theta_{t-1}` -- except in AdamW, where it is decoupled.
 * The gradients handed in are never modified.
 * Updates run under :func:`torch.no_grad`, so parameters that ``require_grad`` may be updated.
 
-Hyper-parameters are attributes of the class read at every step: a learning-rate schedule is
-``opt.lr = schedule(t)`` between steps.  They are checked by the constructor only.
+The classes take torch's defaults; the hyper-parameters after ``lr`` are keyword-only (torch
+takes them positionally, in an order that differs between classes).  They are attributes read at
+every step: a learning-rate schedule is ``opt.lr = schedule(t)`` between steps.  They are checked
+by the constructor only.
 
 Not done here: no parameter groups (one set of hyper-parameters per optimiser), no
 closures that re-evaluate the loss, no scheduler classes, no ``state_dict``, no sparse or
@@ -50,8 +53,10 @@ from ._checks import check_same_dtype_and_device, check_shape, check_tensor
 # --------------------------------------------------------------------------------------------
 
 
-def _check_range(fn: str, name: str, value: object, low: float, high: float | None = None, *, high_open: bool = False) -> float:
-    """Check that ``value`` is a finite real number in [low, high] (or [low, high) / [low, inf))."""
+def _check_range(
+    fn: str, name: str, value: object, low: float, high: float | None = None, *, high_open: bool = False
+) -> None:
+    """Check that ``value`` is a finite real number in [low, inf), [low, high], or [low, high) with ``high_open``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{fn}: argument '{name}' must be a real number, got {type(value).__name__} {value!r}")
     if high is None:
@@ -61,13 +66,11 @@ def _check_range(fn: str, name: str, value: object, low: float, high: float | No
         inside = low <= value < high if high_open else low <= value <= high
     if not math.isfinite(value) or not inside:  # NaN fails every comparison
         raise ValueError(f"{fn}: argument '{name}' must be {bounds}, got {value!r}")
-    return float(value)
 
 
-def _check_flag(fn: str, name: str, value: object) -> bool:
+def _check_flag(fn: str, name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{fn}: argument '{name}' must be True or False, got {type(value).__name__} {value!r}")
-    return value
 
 
 def _check_params(fn: str, params: object) -> list[torch.Tensor]:
@@ -78,12 +81,15 @@ def _check_params(fn: str, params: object) -> list[torch.Tensor]:
         raise TypeError(f"{fn}: argument 'params' must be a list of tensors, got {type(params).__name__}")
     if len(params) == 0:
         raise ValueError(f"{fn}: argument 'params' must hold at least one tensor, got an empty {type(params).__name__}")
-    seen: set[int] = set()
+    index_of: dict[int, int] = {}
     for i, p in enumerate(params):
         check_tensor(fn, f"params[{i}]", p, floating=True)
-        if id(p) in seen:
-            raise ValueError(f"{fn}: argument 'params' holds the tensor at index {i} twice; it would be updated twice")
-        seen.add(id(p))
+        if id(p) in index_of:
+            raise ValueError(
+                f"{fn}: argument 'params' holds the same tensor at indices {index_of[id(p)]} and {i}; "
+                f"it would be updated twice per step"
+            )
+        index_of[id(p)] = i
     return list(params)
 
 
@@ -99,11 +105,11 @@ def _check_tensor_list(
     """Check that ``xs`` holds one tensor per parameter, each with the shape, dtype and device of its parameter."""
     if not isinstance(xs, containers):
         kinds = " or ".join(c.__name__ for c in containers)
-        raise TypeError(f"{fn}: argument '{name}' must be a {kinds} of tensors, one per parameter, got {type(xs).__name__}")
-    if len(xs) != len(params):
-        raise ValueError(
-            f"{fn}: argument '{name}' must hold {len(params)} tensors, one per parameter, got {len(xs)}"
+        raise TypeError(
+            f"{fn}: argument '{name}' must be a {kinds} of tensors, one per parameter, got {type(xs).__name__}"
         )
+    if len(xs) != len(params):
+        raise ValueError(f"{fn}: argument '{name}' must hold {len(params)} tensors, one per parameter, got {len(xs)}")
     for i, (x, p) in enumerate(zip(xs, params)):
         if x is None and none_allowed:
             continue
@@ -112,14 +118,13 @@ def _check_tensor_list(
         check_same_dtype_and_device(fn, (f"params[{i}]", p), (f"{name}[{i}]", x))
 
 
-def _check_step_number(fn: str, step: object) -> int:
+def _check_step_number(fn: str, step: object) -> None:
     if isinstance(step, bool) or not isinstance(step, int) or step < 1:
         raise ValueError(f"{fn}: argument 'step' must be the number of this step, an integer >= 1, got {step!r}")
-    return step
 
 
 def _check_functional(fn: str, params: object, grads: object, **states: object) -> None:
-    """The list checks of a functional core: ``params``, ``grads`` and every state list (``None`` entries = unused)."""
+    """The list checks of a functional core: ``params``, ``grads``, and the state lists it always reads."""
     params = _check_params(fn, params)
     _check_tensor_list(fn, "grads", grads, params)
     for name, xs in states.items():
@@ -201,19 +206,17 @@ def sgd(
     References: B. T. Polyak (1964), "Some methods of speeding up the convergence of iteration
     methods"; Y. Nesterov (1983), "A method for solving the convex programming problem with
     convergence rate O(1/k^2)"; I. Sutskever, J. Martens, G. Dahl, G. Hinton (2013), "On the
-    importance of initialization and momentum in deep learning", ICML.
+    importance of initialization and momentum in deep learning", ICML; Y. Bengio,
+    N. Boulanger-Lewandowski, R. Pascanu (2013), "Advances in optimizing recurrent networks", ICASSP.
     """
-    fn = "sgd"
-    _check_sgd_options(
-        fn, lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay, maximize=maximize
+    options = dict(
+        lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay, maximize=maximize
     )
-    _check_functional(fn, params, grads)
-    if momentum != 0 or momentum_buffers is not None:
-        _check_tensor_list(fn, "momentum_buffers", momentum_buffers, params, containers=(list,), none_allowed=True)
-    _sgd(
-        params, grads, momentum_buffers,
-        lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay, maximize=maximize,
-    )  # fmt: skip
+    _check_sgd_options("sgd", **options)
+    _check_functional("sgd", params, grads)
+    if momentum != 0:
+        _check_tensor_list("sgd", "momentum_buffers", momentum_buffers, params, containers=(list,), none_allowed=True)
+    _sgd(params, grads, momentum_buffers, **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,14 +274,11 @@ def adagrad(
     Reference: J. Duchi, E. Hazan, Y. Singer (2011), "Adaptive subgradient methods for online
     learning and stochastic optimization", JMLR 12.
     """
-    fn = "adagrad"
-    _check_adagrad_options(fn, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize)
-    _check_step_number(fn, step)
-    _check_functional(fn, params, grads, state_sums=state_sums)
-    _adagrad(
-        params, grads, state_sums,
-        step=step, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize,
-    )  # fmt: skip
+    options = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize)
+    _check_adagrad_options("adagrad", **options)
+    _check_step_number("adagrad", step)
+    _check_functional("adagrad", params, grads, state_sums=state_sums)
+    _adagrad(params, grads, state_sums, step=step, **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,8 +297,9 @@ def _check_rmsprop_options(fn, *, lr, alpha, eps, weight_decay, momentum, center
 
 
 def _rmsprop(
-    params, grads, square_avgs, grad_avgs, momentum_buffers, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
-) -> None:
+    params, grads, square_avgs, grad_avgs, momentum_buffers, *,
+    lr, alpha, eps, weight_decay, momentum, centered, maximize,
+) -> None:  # fmt: skip
     with torch.no_grad():
         for i, (p, g, square_avg) in enumerate(zip(params, grads, square_avgs)):
             g = -g if maximize else g
@@ -340,10 +341,8 @@ def rmsprop(
     .. math::
 
         v_t = \\alpha v_{t-1} + (1 - \\alpha) g_t^2, \\qquad
-        d_t = \\begin{cases}
-            \\sqrt{v_t} + \\epsilon & \\\\
-            \\sqrt{v_t - m_t^2} + \\epsilon, \\quad m_t = \\alpha m_{t-1} + (1 - \\alpha) g_t & \\text{centred}
-        \\end{cases}
+        d_t = \\sqrt{v_t} + \\epsilon, \\quad\\text{or, centred,}\\quad
+        m_t = \\alpha m_{t-1} + (1 - \\alpha) g_t, \\quad d_t = \\sqrt{v_t - m_t^2} + \\epsilon,
 
     .. math::
 
@@ -365,18 +364,16 @@ def rmsprop(
     arXiv:1308.0850.
     """
     fn = "rmsprop"
-    _check_rmsprop_options(
-        fn, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize
+    options = dict(
+        lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize
     )
+    _check_rmsprop_options(fn, **options)
     _check_functional(fn, params, grads, square_avgs=square_avgs)
     if centered:
         _check_tensor_list(fn, "grad_avgs", grad_avgs, params, containers=(list,))
     if momentum > 0:
         _check_tensor_list(fn, "momentum_buffers", momentum_buffers, params, containers=(list,))
-    _rmsprop(
-        params, grads, square_avgs, grad_avgs, momentum_buffers,
-        lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize,
-    )  # fmt: skip
+    _rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers, **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,7 +381,9 @@ def rmsprop(
 # --------------------------------------------------------------------------------------------
 
 
-def _check_adam_options(fn, *, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, beta_names=("beta1", "beta2")) -> None:
+def _check_adam_options(
+    fn, *, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, beta_names=("beta1", "beta2")
+) -> None:
     _check_range(fn, "lr", lr, 0.0)
     _check_range(fn, beta_names[0], beta1, 0.0, 1.0, high_open=True)
     _check_range(fn, beta_names[1], beta2, 0.0, 1.0, high_open=True)
@@ -395,8 +394,9 @@ def _check_adam_options(fn, *, lr, beta1, beta2, eps, weight_decay, amsgrad, max
 
 
 def _adam(
-    params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize
-) -> None:
+    params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *,
+    step, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+) -> None:  # fmt: skip
     bias_correction1 = 1 - beta1**step  # 1 - beta1^t
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5  # sqrt(1 - beta2^t)
     step_size = lr / bias_correction1
@@ -408,10 +408,368 @@ def _adam(
             exp_avg.lerp_(g, 1 - beta1)  # m_t = beta1 m_{t-1} + (1 - beta1) g_t
             exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
             if amsgrad:
-                torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])  # vmax_t = max(vmax_{t-1}, v_t)
+                # vmax_t = max(vmax_{t-1}, v_t), written over vmax_{t-1}
+                torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
                 denom = (max_exp_avg_sqs[i].sqrt() / bias_correction2_sqrt).add_(eps)
             else:
                 denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)  # sqrt(v_t / (1 - beta2^t)) + eps
             p.addcdiv_(exp_avg, denom, value=-step_size)
 
 
+def _adamw(
+    params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *,
+    step, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+) -> None:  # fmt: skip
+    if weight_decay != 0:
+        with torch.no_grad():
+            for p in params:
+                p.mul_(1 - lr * weight_decay)  # theta <- (1 - gamma lambda) theta
+    # the moments do not depend on theta, so decaying every tensor before the Adam step changes no rounding
+    _adam(
+        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+        step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=0.0, amsgrad=amsgrad, maximize=maximize,
+    )  # fmt: skip
+
+
+def _check_adam_call(fn, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, amsgrad, **options) -> None:
+    _check_adam_options(fn, amsgrad=amsgrad, **options)
+    _check_step_number(fn, step)
+    _check_functional(fn, params, grads, exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs)
+    if amsgrad:
+        _check_tensor_list(fn, "max_exp_avg_sqs", max_exp_avg_sqs, params, containers=(list,))
+
+
+def adam(
+    params: list[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    exp_avgs: list[torch.Tensor],
+    exp_avg_sqs: list[torch.Tensor],
+    max_exp_avg_sqs: list[torch.Tensor] | None,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool = False,
+) -> None:
+    """Step number ``step`` (1 for the first) of Adam, optionally AMSGrad.
+
+    .. math::
+
+        m_t = \\beta_1 m_{t-1} + (1 - \\beta_1) g_t, \\qquad
+        v_t = \\beta_2 v_{t-1} + (1 - \\beta_2) g_t^2, \\qquad
+        \\theta_t = \\theta_{t-1} - \\frac{\\gamma}{1 - \\beta_1^t}\\,
+            \\frac{m_t}{\\sqrt{\\hat v_t} / \\sqrt{1 - \\beta_2^t} + \\epsilon}
+
+    with :math:`\\hat v_t = v_t`, or :math:`\\hat v_t = \\max(\\hat v_{t-1}, v_t)` with ``amsgrad``,
+    and :math:`g_t` after ``maximize`` and ``weight_decay``.  Conventions, those of
+    ``torch.optim.Adam``: :math:`m_0 = v_0 = \\hat v_0 = 0`; both bias corrections as in the
+    paper, with :math:`\\epsilon` added after the second one (the paper's
+    :math:`\\hat m_t / (\\sqrt{\\hat v_t} + \\epsilon)`); ``weight_decay`` is an L2 penalty added
+    to the gradient, so it is rescaled by the adaptive denominator like the gradient (see
+    :func:`adamw` for the decoupled form); AMSGrad keeps the running maximum of the uncorrected
+    :math:`v_t` and bias-corrects it like :math:`v_t` (the paper's AMSGrad has no bias correction).
+
+    ``exp_avgs`` holds :math:`m`, ``exp_avg_sqs`` :math:`v` and ``max_exp_avg_sqs``
+    :math:`\\hat v` (only read with ``amsgrad``; may be ``None`` otherwise); all, and
+    ``params``, are updated in place.
+
+    References: D. P. Kingma, J. Ba (2015), "Adam: A method for stochastic optimization", ICLR;
+    S. J. Reddi, S. Kale, S. Kumar (2018), "On the convergence of Adam and beyond", ICLR (AMSGrad).
+    """
+    options = dict(
+        step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+    )  # fmt: skip
+    _check_adam_call("adam", params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **options)
+    _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **options)
+
+
+def adamw(
+    params: list[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    exp_avgs: list[torch.Tensor],
+    exp_avg_sqs: list[torch.Tensor],
+    max_exp_avg_sqs: list[torch.Tensor] | None,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool = False,
+) -> None:
+    """Step number ``step`` (1 for the first) of AdamW: Adam with decoupled weight decay.
+
+    .. math::
+
+        \\theta_{t-1} \\leftarrow (1 - \\gamma\\lambda)\\,\\theta_{t-1},
+        \\quad \\text{then the step of } \\texttt{adam} \\text{ with } \\lambda = 0.
+
+    The decay shrinks the weights directly instead of entering the gradient, so the adaptive
+    denominator does not rescale it.  Convention, that of ``torch.optim.AdamW``: the decay is
+    multiplied by the learning rate :math:`\\gamma` (the paper multiplies it by the schedule
+    multiplier :math:`\\eta_t` alone).  Arguments as for :func:`adam`.
+
+    Reference: I. Loshchilov, F. Hutter (2019), "Decoupled weight decay regularization", ICLR.
+    """
+    options = dict(
+        step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+    )  # fmt: skip
+    _check_adam_call("adamw", params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **options)
+    _adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# The classes: checked hyper-parameters, per-parameter state, checked gradients
+# --------------------------------------------------------------------------------------------
+
+
+class _Optimizer:
+    """What the five optimisers share: the parameter list, the step count and the checks of ``step``.
+
+    A subclass checks its hyper-parameters, builds its state lists (one entry per parameter,
+    named as the arguments of its functional core) and implements ``_update(grads)``.
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params: list[torch.Tensor] = _check_params(type(self).__name__, params)
+        self.steps = 0
+        """Number of steps taken."""
+
+    def step(self, grads: Sequence[torch.Tensor]) -> None:
+        """Update ``params`` in place, given ``grads[i]``, the gradient of the loss with respect to ``params[i]``.
+
+        ``grads`` is checked before anything is updated: a list (or tuple) with one tensor per
+        parameter, of its shape, dtype and device.  It is not modified.
+        """
+        _check_tensor_list(f"{type(self).__name__}.step", "grads", grads, self.params)
+        self.steps += 1
+        self._update(list(grads))
+
+    def _update(self, grads: list[torch.Tensor]) -> None:
+        raise NotImplementedError  # every subclass has one
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent with optional momentum (heavy ball or Nesterov); the rule is :func:`sgd`.
+
+    Unlike torch's, the learning rate has no default.
+
+    State: ``momentum_buffers[i]`` for ``params[i]``, ``None`` until the first step with momentum.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lr: float,
+        *,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+    ) -> None:
+        _check_sgd_options(
+            "SGD", lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+            weight_decay=weight_decay, maximize=maximize,
+        )  # fmt: skip
+        super().__init__(params)
+        self.lr, self.momentum, self.dampening, self.nesterov = lr, momentum, dampening, nesterov
+        self.weight_decay, self.maximize = weight_decay, maximize
+        self.momentum_buffers: list[torch.Tensor | None] = [None] * len(self.params)
+
+    def _update(self, grads: list[torch.Tensor]) -> None:
+        _sgd(
+            self.params, grads, self.momentum_buffers,
+            lr=self.lr, momentum=self.momentum, dampening=self.dampening, nesterov=self.nesterov,
+            weight_decay=self.weight_decay, maximize=self.maximize,
+        )  # fmt: skip
+
+
+class Adagrad(_Optimizer):
+    """Adagrad; the rule is :func:`adagrad`.  Defaults are torch's.
+
+    State: ``state_sums[i]`` for ``params[i]``, filled with ``initial_accumulator_value`` at construction.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lr: float = 1e-2,
+        *,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        maximize: bool = False,
+    ) -> None:
+        _check_adagrad_options(
+            "Adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize
+        )
+        _check_range("Adagrad", "initial_accumulator_value", initial_accumulator_value, 0.0)
+        super().__init__(params)
+        self.lr, self.lr_decay, self.weight_decay, self.eps, self.maximize = lr, lr_decay, weight_decay, eps, maximize
+        self.state_sums = [torch.full_like(p, initial_accumulator_value) for p in self.params]  # s_0
+
+    def _update(self, grads: list[torch.Tensor]) -> None:
+        _adagrad(
+            self.params, grads, self.state_sums,
+            step=self.steps, lr=self.lr, lr_decay=self.lr_decay, weight_decay=self.weight_decay,
+            eps=self.eps, maximize=self.maximize,
+        )  # fmt: skip
+
+
+class RMSprop(_Optimizer):
+    """RMSprop, optionally centred and with momentum; the rule is :func:`rmsprop`.  Defaults are torch's.
+
+    State: ``square_avgs[i]``, and ``grad_avgs[i]`` when ``centered``, ``momentum_buffers[i]`` when
+    ``momentum > 0`` (otherwise these lists are ``None``), all starting at zero.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lr: float = 1e-2,
+        *,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        _check_rmsprop_options(
+            "RMSprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+            centered=centered, maximize=maximize,
+        )  # fmt: skip
+        super().__init__(params)
+        self.lr, self.alpha, self.eps, self.weight_decay = lr, alpha, eps, weight_decay
+        self.momentum, self.centered, self.maximize = momentum, centered, maximize
+        self.square_avgs = [torch.zeros_like(p) for p in self.params]
+        self.grad_avgs = [torch.zeros_like(p) for p in self.params] if centered else None
+        self.momentum_buffers = [torch.zeros_like(p) for p in self.params] if momentum > 0 else None
+
+    def _update(self, grads: list[torch.Tensor]) -> None:
+        _rmsprop(
+            self.params, grads, self.square_avgs, self.grad_avgs, self.momentum_buffers,
+            lr=self.lr, alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
+            momentum=self.momentum, centered=self.centered, maximize=self.maximize,
+        )  # fmt: skip
+
+
+class Adam(_Optimizer):
+    """Adam, optionally AMSGrad, with L2 weight decay; the rule is :func:`adam`.  Defaults are torch's.
+
+    State: ``exp_avgs[i]``, ``exp_avg_sqs[i]``, and ``max_exp_avg_sqs[i]`` when ``amsgrad``
+    (otherwise that list is ``None``), all starting at zero.
+    """
+
+    _rule = staticmethod(_adam)
+
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lr: float = 1e-3,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        fn = type(self).__name__
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"{fn}: argument 'betas' must be a pair (beta1, beta2), got {betas!r}")
+        _check_adam_options(
+            fn, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay,
+            amsgrad=amsgrad, maximize=maximize, beta_names=("betas[0]", "betas[1]"),
+        )  # fmt: skip
+        super().__init__(params)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+        self.amsgrad, self.maximize = amsgrad, maximize
+        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
+        self.max_exp_avg_sqs = [torch.zeros_like(p) for p in self.params] if amsgrad else None
+
+    def _update(self, grads: list[torch.Tensor]) -> None:
+        beta1, beta2 = self.betas
+        self._rule(
+            self.params, grads, self.exp_avgs, self.exp_avg_sqs, self.max_exp_avg_sqs,
+            step=self.steps, lr=self.lr, beta1=beta1, beta2=beta2, eps=self.eps,
+            weight_decay=self.weight_decay, amsgrad=self.amsgrad, maximize=self.maximize,
+        )  # fmt: skip
+
+
+class AdamW(Adam):
+    """AdamW, Adam with decoupled weight decay; the rule is :func:`adamw`.  Defaults are torch's
+    (note ``weight_decay=1e-2``, where Adam's is 0).  State as for :class:`Adam`.
+    """
+
+    _rule = staticmethod(_adamw)
+
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        lr: float = 1e-3,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(
+            params, lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Gradient clipping
+# --------------------------------------------------------------------------------------------
+
+
+def clip_grad_norm(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale ``grads`` in place so that their global L2 norm is at most ``max_norm``; return the norm before.
+
+    .. math::
+
+        \\lVert g \\rVert = \\Big(\\sum_i \\lVert g_i \\rVert_2^2\\Big)^{1/2}, \\qquad
+        c = \\min\\Big(1, \\frac{\\text{max\\_norm}}{\\lVert g \\rVert + 10^{-6}}\\Big), \\qquad
+        g_i \\leftarrow c\\, g_i,
+
+    the convention of ``torch.nn.utils.clip_grad_norm_`` (the :math:`10^{-6}` keeps :math:`c`
+    finite for zero gradients, and leaves the clipped norm a hair below ``max_norm``).  All
+    tensors are scaled by the same :math:`c`, so the direction of the whole gradient is kept;
+    gradients already within the bound are multiplied by exactly 1.  The norm is the norm of
+    the tensors concatenated into one vector, computed as the norm of the per-tensor norms.
+    A non-finite norm is returned as is, and makes the gradients non-finite (as torch's default).
+
+    ``grads``: a non-empty list (or tuple) of floating tensors of one dtype and device.
+    Returns a 0-d tensor of that dtype and device.
+    """
+    fn = "clip_grad_norm"
+    if not isinstance(grads, (list, tuple)):
+        raise TypeError(f"{fn}: argument 'grads' must be a list of tensors, got {type(grads).__name__}")
+    if len(grads) == 0:
+        raise ValueError(f"{fn}: argument 'grads' must hold at least one tensor, got an empty {type(grads).__name__}")
+    for i, g in enumerate(grads):
+        check_tensor(fn, f"grads[{i}]", g, floating=True)
+    check_same_dtype_and_device(fn, ("grads[0]", grads[0]), *((f"grads[{i}]", g) for i, g in enumerate(grads)))
+    _check_range(fn, "max_norm", max_norm, 0.0)
+    with torch.no_grad():
+        norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])  # (n,) = ||g_i||_2
+        total_norm = torch.linalg.vector_norm(norms)  # ()
+        clip_coef = torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)  # () = c, no host sync
+        for g in grads:
+            g.mul_(clip_coef)
+    return total_norm
+
+
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "RMSprop", "adagrad", "adam", "adamw", "clip_grad_norm", "rmsprop", "sgd"]
