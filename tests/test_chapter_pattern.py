@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def toc_files():
     def walk(node):
         if isinstance(node, dict):
-            if "file" in node:
-                yield node["file"]
+            for key in ("root", "file"):
+                if key in node:
+                    yield node[key]
             for value in node.values():
                 yield from walk(value)
         elif isinstance(node, list):
