@@ -1,14 +1,15 @@
 """bplib: backpropagation by hand on PyTorch tensors, the engine of *Backpropagation, Derived and Verified*.
 
 ``bplib.functional`` holds the forward/backward pairs, ``bplib.MLP`` chains them,
-``bplib.init`` and ``bplib.optim`` start and train it, ``bplib.symbolic`` holds the SymPy
+``bplib.init`` and ``bplib.optim`` start and train it, ``bplib.gradcheck`` checks it by finite
+differences, ``bplib.symbolic`` holds the SymPy
 side of every check and ``bplib.testing`` the tolerances both sides are compared with.
 The engine never calls ``torch.autograd``.
 """
 
 import torch
 
-from . import functional, init, optim, symbolic, testing
+from . import functional, gradcheck, init, optim, symbolic, testing
 from .mlp import MLP
 
 
@@ -17,4 +18,4 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-__all__ = ["MLP", "default_device", "functional", "init", "optim", "symbolic", "testing"]
+__all__ = ["MLP", "default_device", "functional", "gradcheck", "init", "optim", "symbolic", "testing"]

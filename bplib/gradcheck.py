@@ -21,13 +21,17 @@ Each evaluation of :math:`f` is also rounded, to about :math:`\\varepsilon |f|` 
 :math:`\\varepsilon` a small multiple of the unit round-off :math:`u`, and the
 difference divided by :math:`2h` turns that into an error of about
 :math:`\\varepsilon |f| / h`.  The total, :math:`\\tfrac{h^2}{6}|\\partial_i^3 f| + \\varepsilon|f|/h`,
-is smallest at :math:`h^\\ast = (3\\varepsilon|f|/|\\partial_i^3 f|)^{1/3}`, about
-:math:`10^{-5}` in float64 and :math:`10^{-2}` in float32; the seed's :math:`h = 10^{-7}`
-sits on the rounding side of that optimum in float64 (error about :math:`10^{-9}`, well
-inside the "correct" band below) and is useless in float32, so check in float64.
-Griewank & Walther (2008), *Evaluating Derivatives*, 2nd ed., SIAM, ch. 1, discuss
-this trade-off of difference quotients and why they serve as a check, not as a way
-to compute gradients.
+is smallest at :math:`h^\\ast = (3\\varepsilon|f|/|\\partial_i^3 f|)^{1/3}`: for
+:math:`|f| \\approx |\\partial_i^3 f|` about :math:`7\\times10^{-6}` in float64 and
+:math:`6\\times10^{-3}` in float32.  The seed's :math:`h = 10^{-7}` sits on the rounding
+side of that optimum in float64: about :math:`10^{-9}|f|` in each entry, which over
+:math:`P` entries adds up to a relative error of about
+:math:`\\sqrt{P}\\,\\varepsilon|f| / (2h\\lVert\\nabla f\\rVert)` -- :math:`4\\times10^{-8}` for the
+13,130 parameters of ``bench/gradcheck.py``, still inside the "correct" band below,
+but closer to its edge as :math:`P` grows.  In float32 that step is useless: check in
+float64.  Griewank & Walther (2008), *Evaluating Derivatives*, 2nd ed., SIAM, set out
+this trade-off of difference quotients, and why they serve to check derivatives
+rather than to compute them.
 
 The two gradients are compared by the seed's relative error
 
@@ -65,7 +69,7 @@ autograd (the whole point is a route independent of any derivative code).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -81,9 +85,9 @@ WRONG_FROM = 1e-5
 """Relative errors from this on (float64) mean the analytic gradient is wrong."""
 
 CHUNK_BYTES = {"cpu": 2**25, "cuda": 2**28}
-"""Default memory, per device type, for the perturbed copies of ``x`` that one ``vmap`` call evaluates
-(32 MiB on the CPU, where larger chunks fall out of cache without running faster; 256 MiB on a GPU, where
-larger chunks mean fewer, fuller kernel launches).  Other device types use the CPU figure."""
+"""Default memory, per device type, for the perturbed copies of ``x`` that one ``vmap`` call evaluates:
+32 MiB on the CPU; 256 MiB on a GPU, where larger chunks mean fewer, fuller kernel launches.  Other device
+types use the CPU figure."""
 
 
 # ----------------------------------------------------------------------------- validation
@@ -151,6 +155,11 @@ def relative_error(numerical: torch.Tensor, analytic: torch.Tensor) -> float:
     directions.  No tolerance is added to the denominator, so a zero gradient checked
     against a zero gradient gives exactly 0 and anything else is measured.
     """
+    fn = "relative_error"
+    check_tensor(fn, "numerical", numerical, floating=True)
+    check_tensor(fn, "analytic", analytic, floating=True)
+    check_shape(fn, "analytic", analytic, tuple(numerical.shape), "the shape of numerical")
+    check_same_dtype_and_device(fn, ("numerical", numerical), ("analytic", analytic))
     numerator = torch.linalg.vector_norm(numerical - analytic)
     denominator = torch.linalg.vector_norm(numerical) + torch.linalg.vector_norm(analytic)
     if denominator == 0:
@@ -194,20 +203,31 @@ def _chunk_rows(x: torch.Tensor, chunk_size: int | None) -> int:
     return max(1, budget // (2 * x.numel() * x.element_size()))
 
 
-def _perturbed_copies(
-    x_flat: torch.Tensor, x_plus: torch.Tensor, x_minus: torch.Tensor, start: int, stop: int
-) -> torch.Tensor:
-    """Rows ``x + h e_i`` for i in [start, stop), then rows ``x - h e_i``: shape (2k, P), k = stop - start.
+def _perturbed_chunks(
+    x_flat: torch.Tensor, x_plus: torch.Tensor, x_minus: torch.Tensor, k: int
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Yield ``(start, stop, points)`` for the entries [start, stop) of ``x``, k at a time.
 
-    The perturbed entries are copied from ``x_plus = x + h`` and ``x_minus = x - h``, the very
-    numbers the element loop writes, so both routes evaluate ``f`` at bit-identical points.
+    ``points`` has shape (2n, P), n = stop - start: row 2j is :math:`x + h e_{start+j}`, row
+    2j + 1 is :math:`x - h e_{start+j}`.  The perturbed entries are copied from
+    ``x_plus = x + h`` and ``x_minus = x - h``, the very numbers the element loop writes, so
+    both routes evaluate ``f`` at bit-identical points.  One (2k, P) buffer serves every
+    chunk: each writes its 2n entries and puts ``x``'s back once the caller is done with it,
+    O(k) work per chunk instead of a fresh O(kP) copy (on the CPU, first touches of freshly
+    allocated memory cost as much as evaluating ``f``).
     """
-    k = stop - start
-    points = x_flat.repeat(2 * k, 1)  # (2k, P)
+    P = x_flat.numel()
+    points = x_flat.expand(2 * k, P).clone()  # (2k, P)
     rows = torch.arange(k, device=x_flat.device)  # (k,)
-    points[rows, rows + start] = x_plus[start:stop]
-    points[rows + k, rows + start] = x_minus[start:stop]
-    return points
+    for start in range(0, P, k):
+        stop = min(start + k, P)
+        n = stop - start
+        plus, minus, cols = 2 * rows[:n], 2 * rows[:n] + 1, rows[:n] + start  # (n,) each
+        points[plus, cols] = x_plus[start:stop]
+        points[minus, cols] = x_minus[start:stop]
+        yield start, stop, points[: 2 * n]
+        points[plus, cols] = x_flat[start:stop]
+        points[minus, cols] = x_flat[start:stop]
 
 
 def _central_differences(
@@ -222,18 +242,16 @@ def _central_differences(
     P = x_flat.numel()
     with torch.no_grad():  # f's graph, if it would record one, is not needed
         if batched and P > 0:
-            k = _chunk_rows(x, chunk_size)
             f_row = lambda row: f(row.view(shape))  # noqa: E731 -- one row of a batch, in f's shape
-            values = _try_vmap(fn, f_row, _perturbed_copies(x_flat, x_plus, x_minus, 0, min(k, P)))  # (2k,)
+            chunks = _perturbed_chunks(x_flat, x_plus, x_minus, min(_chunk_rows(x, chunk_size), P))
+            start, stop, points = next(chunks)
+            values = _try_vmap(fn, f_row, points)  # (2n,) or None
             if values is not None:  # vmappable: the first chunk is done, the others follow without a net
+                grad[start:stop] = (values[0::2] - values[1::2]) / (2 * h)
                 batched_f = torch.func.vmap(f_row)
-                for start in range(0, P, k):
-                    stop = min(start + k, P)
-                    if start > 0:
-                        points = _perturbed_copies(x_flat, x_plus, x_minus, start, stop)
-                        values = _batched_scalars(fn, batched_f(points), 2 * (stop - start))
-                    n = stop - start
-                    grad[start:stop] = (values[:n] - values[n:]) / (2 * h)
+                for start, stop, points in chunks:
+                    values = _batched_scalars(fn, batched_f(points), points.shape[0])  # (2n,)
+                    grad[start:stop] = (values[0::2] - values[1::2]) / (2 * h)
                 return grad.view(shape)
         # the seed's loop: perturb one entry of a private copy, evaluate, the other way, evaluate, restore
         work = x_flat.clone()  # (P,)
@@ -268,8 +286,8 @@ def loop_numerical_gradient(f: ScalarFunction, x: torch.Tensor, h: float = 1e-7)
     Two details differ from the seed, neither in cost: the loop perturbs a private copy,
     so the caller's ``x`` is never written, and it restores each entry by copying the
     saved value back rather than by adding ``h`` again (in floating point
-    :math:`x + h - 2h + h` need not round back to :math:`x`).  ``f`` may keep a reference to
-    its argument only for the duration of the call.
+    :math:`x + h - 2h + h` need not round back to :math:`x`).  As in the seed, ``f`` receives
+    the working copy itself: it must not write into its argument, nor keep it past the call.
     """
     fn = "loop_numerical_gradient"
     _check_function(fn, f)
@@ -308,7 +326,8 @@ def numerical_gradient(
     Parameters
     ----------
     f:
-        Maps a tensor shaped like ``x`` to a scalar tensor (or a Python float).
+        Maps a tensor shaped like ``x`` to a scalar tensor (or a Python float); must not write
+        into its argument (a row of a buffer that later chunks reuse, or the loop's working copy).
     x:
         The point, a floating tensor of any shape; never written.
     h:
@@ -422,15 +441,16 @@ def directional_check(
         generator = torch.Generator().manual_seed(0)
 
     x = x.detach()
+    if x.numel() == 0:  # no direction to draw; both derivatives are empty sums
+        return 0.0
     d = torch.randn(directions, x.numel(), generator=generator, dtype=x.dtype, device=generator.device)
     d = (d / torch.linalg.vector_norm(d, dim=1, keepdim=True)).to(x.device)  # (k, P), unit rows
     x_flat = x.reshape(-1)  # (P,)
     points = torch.cat([x_flat + h * d, x_flat - h * d]).view(2 * directions, *x.shape)  # (2k, *x.shape)
     with torch.no_grad():
         values = _try_vmap(fn, f, points)  # (2k,)
-        if values is None:  # not vmappable: one call per point
-            values = torch.stack([torch.as_tensor(_scalar(fn, f(point))) for point in points])
-    values = values.to(dtype=x.dtype, device=x.device)
-    numerical = (values[:directions] - values[directions:]) / (2 * h)  # (k,)
+        if values is None:  # not vmappable: one call per point, the differences taken in float64
+            values = torch.tensor([float(_scalar(fn, f(point))) for point in points], dtype=torch.float64)
+    numerical = ((values[:directions] - values[directions:]) / (2 * h)).to(dtype=x.dtype, device=x.device)  # (k,)
     analytic = d @ analytic_grad.detach().reshape(-1)  # (k,)
     return relative_error(numerical, analytic)

@@ -1,0 +1,214 @@
+"""Gradient checks of an MLP loss with P ~ 10^4 parameters: the seed's element loop against the batched and directional checks.
+
+One function f -- the loss of a 32-128-64-10 tanh network with softmax cross-entropy, as a function of
+its flat float64 parameter vector, composed from bplib.functional's forwards so that torch.func.vmap can
+batch it -- is checked three ways against the gradient bplib's backpropagation computes:
+
+* the seed's loop: ``relative_error(loop_numerical_gradient(f, theta, h), grad)``, 2P calls of f;
+* ``gradient_check(f, theta, grad, h)``: the same 2P points, evaluated in vmapped chunks;
+* ``directional_check(f, theta, grad)``: 2k evaluations along k = 8 random directions (its own h = 1e-6).
+
+The loop and gradient_check use the same f, the same h and float64.  All three run in the same process,
+interleaved, and each is timed as the median over repeats; the printed speed-up is loop time / method
+time (above 1 means faster than the loop).  The gradient the first timed loop returns is then checked:
+the batched gradient equals it up to the rounding of f, and both pass against backpropagation;
+directional_check is run on the correct gradient and on two gradients 1 % off (1.01 g, and g plus noise
+of 1 % of its norm).  A check that fails raises.
+
+    python bench/gradcheck.py                 # CPU
+    python bench/gradcheck.py --device cuda   # GPU
+    python bench/gradcheck.py --json out.json # also write the results as JSON
+
+Targets: gradient_check >= 2x faster than the loop on the CPU, >= 50x on a GPU; directional_check >= 100x
+faster than the loop on both, while its error stays below CORRECT_BELOW (1e-7) for the correct gradient
+and reaches WRONG_FROM (1e-5) for both 1 %-wrong ones.
+
+Batching removes the loop's per-call cost (Python, argument checks, kernel dispatch), not the arithmetic
+of 2P forward passes; the speed-up on a CPU therefore shrinks as each evaluation does more arithmetic
+(a larger --batch).  A gradient check needs only a few samples; the default batch is 16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+import bplib
+from bplib import functional as bf
+from bplib.gradcheck import (
+    CORRECT_BELOW,
+    WRONG_FROM,
+    directional_check,
+    gradient_check,
+    loop_numerical_gradient,
+    numerical_gradient,
+    relative_error,
+)
+
+SIZES = (32, 128, 64, 10)
+ACTIVATION = "tanh"  # smooth: no ReLU kinks for a finite difference to straddle
+H = 1e-7  # the seed's step, for the loop and gradient_check alike
+DIRECTIONS = 8
+TARGETS = {"cpu": {"gradient_check": 2.0, "directional_check": 100.0}, "cuda": {"gradient_check": 50.0, "directional_check": 100.0}}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_problem(batch: int, device: torch.device, generator: torch.Generator):
+    """f(theta), the flat parameters theta (P,) and backprop's gradient (P,), all float64 on ``device``."""
+    # drawn on the CPU, so that every device checks the same network at the same point
+    net = bplib.MLP(SIZES, ACTIVATION, "softmax_ce", dtype=torch.float64, generator=generator)
+    x = torch.randn(batch, SIZES[0], generator=generator, dtype=torch.float64)  # (m, n_0)
+    y = torch.randint(0, SIZES[-1], (batch,), generator=generator)  # (m,)
+    shapes = [p.shape for p in net.parameters]  # [W^1, b^1, ..., W^L, b^L]
+    theta = torch.cat([p.reshape(-1) for p in net.parameters]).to(device)  # (P,)
+    _, dweights, dbiases = net.loss_and_grads(x, y)
+    grad = torch.cat([d.reshape(-1) for pair in zip(dweights, dbiases) for d in pair]).to(device)  # (P,)
+    x, y = x.to(device), y.to(device)
+    # labels as one-hot rows: the same loss, and no per-sample scatter_ under vmap
+    Y = torch.nn.functional.one_hot(y, SIZES[-1]).to(torch.float64)  # (m, n_L)
+
+    def f(theta: torch.Tensor) -> torch.Tensor:
+        params = list(torch.split(theta, [s.numel() for s in shapes]))
+        a = x
+        for l in range(len(shapes) // 2):
+            W, b = params[2 * l].view(shapes[2 * l]), params[2 * l + 1]
+            a, _ = bf.linear_forward(a, W, b)
+            if l < len(shapes) // 2 - 1:
+                a, _ = bf.tanh_forward(a)
+        loss, _ = bf.softmax_cross_entropy_forward(a, Y)
+        return loss
+
+    return f, theta, grad
+
+
+def time_it(step, device: torch.device, iterations: int) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    synchronize(device)
+    return (time.perf_counter() - start) / iterations
+
+
+def verify(f, theta: torch.Tensor, grad: torch.Tensor, looped: torch.Tensor, seed: int) -> dict:
+    """The numbers the timings are about: both routes agree, pass the right gradient and flag the wrong ones."""
+    batched = numerical_gradient(f, theta, H)
+    # same points, bit for bit; f's reductions may round differently when batched: a few ulps of |f| over 2h
+    bound = 8 * torch.finfo(torch.float64).eps * max(1.0, abs(float(f(theta)))) / (2 * H)
+    difference = float((batched - looped).abs().max())
+    if difference > bound:
+        raise AssertionError(f"batched and looped central differences differ by {difference:.2e} > {bound:.2e}")
+    # noise from its own seed: drawn from the directions' generator, it would be one of the directions
+    noise = torch.randn(grad.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=grad.dtype)
+    noisy = grad + 0.01 * torch.linalg.vector_norm(grad) * noise.to(grad.device) / torch.linalg.vector_norm(noise)
+    directional = {
+        name: directional_check(f, theta, g, directions=DIRECTIONS, generator=torch.Generator().manual_seed(seed))
+        for name, g in (("correct", grad), ("scaled_1pct", 1.01 * grad), ("noise_1pct", noisy))
+    }
+    return {
+        "max_abs_difference_batched_vs_loop": difference,
+        "rounding_bound": bound,
+        "loop_error": relative_error(looped, grad),
+        "gradient_check_error": relative_error(batched, grad),
+        "directional_error": directional,
+        "directional_flags_1pct": directional["correct"] < CORRECT_BELOW
+        and min(directional["scaled_1pct"], directional["noise_1pct"]) >= WRONG_FROM,
+    }
+
+
+def run(device: torch.device, batch: int, repeats: int, directional_iterations: int) -> dict:
+    f, theta, grad = make_problem(batch, device, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(1)
+    looped: list[torch.Tensor] = []
+
+    def loop() -> float:  # the seed's check: the element loop, then the relative error
+        looped.append(loop_numerical_gradient(f, theta, H))
+        return relative_error(looped[-1], grad)
+
+    methods = {
+        "loop": (loop, 1),
+        "gradient_check": (lambda: gradient_check(f, theta, grad, H), 1),
+        "directional_check": (
+            lambda: directional_check(f, theta, grad, directions=DIRECTIONS, generator=generator),
+            directional_iterations,
+        ),
+    }
+    for name in ("gradient_check", "directional_check"):  # warm-up: allocator, thread pools, vmap's first call
+        methods[name][0]()  # (the loop warms itself up in its first of 2P calls)
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(repeats):  # interleaved, so that drifts in machine load hit every method alike
+        for name, (step, iterations) in methods.items():
+            times[name].append(time_it(step, device, iterations))
+    checks = verify(f, theta, grad, looped[0], seed=1)
+    seconds = {name: statistics.median(t) for name, t in times.items()}
+    speedups = {name: seconds["loop"] / s for name, s in seconds.items()}
+    targets = TARGETS[device.type]
+    meets = {name: speedups[name] >= target for name, target in targets.items()}
+    meets["directional_flags_1pct"] = checks["directional_flags_1pct"]
+    return {
+        "device": device.type,
+        "sizes": list(SIZES),
+        "activation": ACTIVATION,
+        "batch": batch,
+        "P": theta.numel(),
+        "h": H,
+        "directions": DIRECTIONS,
+        "checks": checks,
+        "seconds": seconds,
+        "all_seconds": times,
+        "speedup_vs_loop": speedups,
+        "targets": targets,
+        "meets_target": meets,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--batch", type=int, default=16, help="samples in the loss (default 16)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--directional-iterations", type=int, default=10, help="calls per timing of directional_check")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU is present")
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}, float64")
+    r = run(device, args.batch, args.repeats, args.directional_iterations)
+    c, d = r["checks"], r["checks"]["directional_error"]
+    sizes = "-".join(map(str, SIZES))
+    print(f"MLP {sizes} ({ACTIVATION}, softmax cross-entropy), batch {args.batch}: P = {r['P']} parameters, "
+          f"{2 * r['P']} evaluations of f per full gradient, h = {H:g}")
+    print(f"batched central differences equal the loop's to {c['max_abs_difference_batched_vs_loop']:.1e} "
+          f"(rounding bound {c['rounding_bound']:.1e}); relative error vs backprop: "
+          f"loop {c['loop_error']:.1e}, gradient_check {c['gradient_check_error']:.1e}")
+    flags = "ok" if r["meets_target"]["directional_flags_1pct"] else "MISSED"
+    print(f"directional_check ({DIRECTIONS} directions, h = 1e-6): correct gradient {d['correct']:.1e} "
+          f"(< {CORRECT_BELOW:g}), 1.01 g {d['scaled_1pct']:.1e}, g + 1 % noise {d['noise_1pct']:.1e} "
+          f"(>= {WRONG_FROM:g}) {flags}")
+    print(f"{'method':<26} {'median s':>9} {'speed-up':>9} {'target':>8}")
+    for name, label in (("loop", "seed loop + rel. error"), ("gradient_check", "gradient_check (batched)"),
+                        ("directional_check", f"directional_check (k={DIRECTIONS})")):
+        line = f"{label:<26} {r['seconds'][name]:>9.4f} {r['speedup_vs_loop'][name]:>8.1f}x"
+        if name in r["targets"]:
+            verdict = "ok" if r["meets_target"][name] else "MISSED"
+            line += f" {'>= ' + format(r['targets'][name], 'g') + 'x':>8} {verdict}"
+        print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), **r}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
