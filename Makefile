@@ -41,6 +41,7 @@ test: book chromium
 
 bench: $(STAMP)
 	$(BIN)/python bench/mlp_step.py
+	$(BIN)/python bench/gradcheck.py
 
 clean:
 	rm -rf _build
