@@ -33,11 +33,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
 import bplib
+from timing import time_it  # bench/timing.py, beside this script
 from bplib import functional as bf
 from bplib.gradcheck import (
     CORRECT_BELOW,
@@ -54,11 +54,6 @@ ACTIVATION = "tanh"  # smooth: no ReLU kinks for a finite difference to straddle
 H = 1e-7  # the seed's step, for the loop and gradient_check alike
 DIRECTIONS = 8
 TARGETS = {"cpu": {"gradient_check": 2.0, "directional_check": 100.0}, "cuda": {"gradient_check": 50.0, "directional_check": 100.0}}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def make_problem(batch: int, device: torch.device, generator: torch.Generator):
@@ -87,15 +82,6 @@ def make_problem(batch: int, device: torch.device, generator: torch.Generator):
         return loss
 
     return f, theta, grad
-
-
-def time_it(step, device: torch.device, iterations: int) -> float:
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iterations):
-        step()
-    synchronize(device)
-    return (time.perf_counter() - start) / iterations
 
 
 def verify(f, theta: torch.Tensor, grad: torch.Tensor, looped: torch.Tensor, seed: int) -> dict:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
 import bplib
+from timing import time_it  # bench/timing.py, beside this script
 from bplib.testing import assert_close
 
 LEARNING_RATE = 0.01
@@ -48,11 +48,6 @@ CONFIGS = {
         Config("wide", (4096, 4096, 4096, 4096, 10), 4096, 1.05),
     ],
 }
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def make_pair(config: Config, device: torch.device, dtype: torch.dtype, generator: torch.Generator):
@@ -99,15 +94,6 @@ def check_same_first_step(net: bplib.MLP, model: torch.nn.Module, x: torch.Tenso
     assert_close(loss, ref.detach(), claim="bplib and torch compute the same loss")
     for l, (dW, linear) in enumerate(zip(dweights, linears)):
         assert_close(dW, linear.weight.grad, claim=f"bplib and torch compute the same dW^{l + 1}")
-
-
-def time_it(step, device: torch.device, iterations: int) -> float:
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iterations):
-        step()
-    synchronize(device)
-    return (time.perf_counter() - start) / iterations
 
 
 def run(config: Config, device: torch.device, dtype: torch.dtype, repeats: int, iterations: int) -> dict:
