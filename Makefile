@@ -30,6 +30,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 book: $(STAMP) $(MATHJAX)
+	$(BIN)/python book/_ext/measure_notebooks.py --out _build/execution_status.json
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 # MathJax, pinned, from the npm registry: served with the book so that pages render offline.

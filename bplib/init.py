@@ -1,18 +1,18 @@
-"""Weight initialisers that keep the variance of activations and gradients steady.
+r"""Weight initialisers that keep the variance of activations and gradients steady.
 
-For a weight matrix of shape (n_out, n_in), :math:`n_\\text{in}` is the fan-in
-and :math:`n_\\text{out}` the fan-out.
+For a weight matrix of shape (n_out, n_in), :math:`n_\text{in}` is the fan-in
+and :math:`n_\text{out}` the fan-out.
 
 =====================  =============================================  ==================================
 name                   target variance                                paper
 =====================  =============================================  ==================================
-Xavier / Glorot        :math:`2 / (n_\\text{in} + n_\\text{out})`      Glorot & Bengio (2010)
-He / Kaiming           :math:`2 / n_\\text{in}`                        He et al. (2015)
+Xavier / Glorot        :math:`2 / (n_\text{in} + n_\text{out})`       Glorot & Bengio (2010)
+He / Kaiming           :math:`2 / n_\text{in}`                        He et al. (2015)
 =====================  =============================================  ==================================
 
-The *uniform* variants draw from :math:`U(-r, r)` with :math:`r = \\sqrt{3\\,\\mathrm{Var}}`
+The *uniform* variants draw from :math:`U(-r, r)` with :math:`r = \sqrt{3\,\mathrm{Var}}`
 (the variance of :math:`U(-r, r)` is :math:`r^2/3`); the *normal* variants from
-:math:`N(0, \\mathrm{Var})`.  Randomness comes only from the ``generator`` given.
+:math:`N(0, \mathrm{Var})`.  Randomness comes only from the ``generator`` given.
 """
 
 from __future__ import annotations

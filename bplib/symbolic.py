@@ -69,7 +69,7 @@ class SymbolicMLP:
     activation: str
     loss_name: str
     x: sp.Matrix  #: input :math:`x = a^0`, shape (n_0, 1)
-    y: sp.Matrix  #: target, shape (n_L, 1): values for MSE; for softmax-CE class probabilities, the last being 1 - the others
+    y: sp.Matrix  #: target, shape (n_L, 1); values for MSE, class probabilities for softmax-CE (the last being 1 - the others)
     weights: tuple[sp.Matrix, ...]  #: :math:`W^l`, shape (n_l, n_{l-1}), entries ``w^l_{jk}``
     biases: tuple[sp.Matrix, ...]  #: :math:`b^l`, shape (n_l, 1)
     z: tuple[sp.Matrix, ...]  #: pre-activations :math:`z^1, \dots, z^L`
@@ -79,7 +79,7 @@ class SymbolicMLP:
 
     @property
     def symbols(self) -> tuple[sp.Symbol, ...]:
-        """Every free symbol in a fixed order: weights, biases (layer by layer, row-major), input, target.
+        """Every free symbol, in a fixed order (weights, biases layer by layer and row-major, input, target).
 
         For softmax-CE the target contributes its first n_L - 1 entries (the last is determined by them).
         """

@@ -28,7 +28,7 @@ TOLERANCES: dict[torch.dtype, Tolerance] = {
     torch.float64: Tolerance(rtol=1e-10, atol=1e-12),
     torch.float32: Tolerance(rtol=1e-5, atol=1e-6),
 }
-"""The one tolerance table: identities that hold exactly in real arithmetic, per dtype."""
+"""The one tolerance table, per dtype, for identities that hold exactly in real arithmetic."""
 
 
 def tolerance(dtype: torch.dtype) -> Tolerance:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+from xml.etree import ElementTree
 
 from bs4 import BeautifulSoup
 from PIL import Image
@@ -102,8 +103,12 @@ def image_problem(page: Path, src: str) -> str | None:
     if not path.is_file():
         return f"image {src} does not exist"
     try:
-        with Image.open(path) as im:
-            im.verify()
+        if path.suffix == ".svg":
+            if not ElementTree.parse(path).getroot().tag.endswith("svg"):
+                return f"image {src} is not an SVG document"
+        else:
+            with Image.open(path) as im:
+                im.verify()
     except Exception as e:  # any decoding failure means the browser shows a broken image
         return f"image {src} cannot be decoded: {e}"
     return None
