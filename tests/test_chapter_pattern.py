@@ -4,29 +4,27 @@ State (display math), derive (SymPy, ending in an identity SymPy proves), comput
 assert (numeric against symbolic or autograd), show (a figure), and exercises with solutions.
 """
 
+import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def toc_files():
-    def walk(node):
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if key in node:
-                    yield node[key]
-            for value in node.values():
-                yield from walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                yield from walk(value)
+def _load_toc_reader():
+    # the one reader of _toc.yml, which `make book` also uses to measure the notebooks
+    spec = importlib.util.spec_from_file_location("measure_notebooks", ROOT / "book" / "_ext" / "measure_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    return list(walk(yaml.safe_load((ROOT / "_toc.yml").read_text())))
+
+def toc_files():
+    """Every page of _toc.yml (root and files), in reading order."""
+    return _load_toc_reader().toc_files(ROOT / "_toc.yml")
 
 
 CHAPTERS = sorted(f for f in toc_files() if Path(f).name.startswith("ch"))
