@@ -69,12 +69,19 @@ def _is_zero(expr: sp.Expr) -> bool:
     )
 
 
-def assert_identity(lhs: sp.Expr | sp.MatrixBase, rhs: sp.Expr | sp.MatrixBase, *, claim: str) -> None:
+def assert_identity(
+    lhs: sp.Expr | sp.MatrixBase, rhs: sp.Expr | sp.MatrixBase, *, claim: str, sizes: str | None = None
+) -> None:
     """Assert that SymPy proves ``lhs == rhs``: the difference reduces to exactly zero.
 
     Works for scalars and for matrices (entry by entry).  ``claim`` says in words
-    what is being proved.
+    what is being proved.  ``sizes`` says for which sizes: ``"all"`` when the dimensions
+    are symbols (the identity is proved for every size at once), otherwise the sizes
+    the proof used, in words (``"widths [2, 3, 2, 2]"``); ``None`` means the fixed
+    shapes of the expressions compared.  The verification index shows it.
     """
+    if sizes is not None and (not isinstance(sizes, str) or not sizes.strip()):
+        raise TypeError(f"assert_identity: argument 'sizes' must be 'all' or a non-empty description, got {sizes!r}")
     difference = sp.Matrix(lhs) - sp.Matrix(rhs) if isinstance(lhs, sp.MatrixBase) else sp.Matrix([lhs - rhs])
     residual = [e for e in difference if not _is_zero(e)]
     if residual:
