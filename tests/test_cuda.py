@@ -7,6 +7,7 @@ import bplib
 from bplib.testing import assert_close
 
 from .reference import autograd_grads, mlp_loss
+from .test_functional_layers import check_attention, check_batch_norm, check_dropout, check_layer_norm, check_softmax
 
 pytestmark = pytest.mark.cuda
 
@@ -46,3 +47,67 @@ def test_device_mismatch_is_reported():
 
 def test_default_device_is_cuda():
     assert bplib.default_device().type == "cuda"
+
+
+# ----------------------------------------------------------------------------- the layer pairs
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_softmax_on_cuda_matches_autograd(dtype):
+    g = torch.Generator().manual_seed(4)
+    for shape, dim in [((1,), 0), ((4, 5), 0), ((2, 3, 17), -1)]:
+        check_softmax(shape, dim, g, device="cuda", dtype=dtype)
+
+
+@pytest.mark.parametrize("generator_device", ["cuda", "cpu"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dropout_on_cuda_matches_autograd(generator_device, dtype):
+    g = torch.Generator().manual_seed(5)
+    for shape, p in [((1,), 0.5), ((64, 33), 0.1), ((2, 3, 40), 0.9)]:
+        check_dropout(shape, p, 13, g, device="cuda", dtype=dtype, generator_device=generator_device)
+
+
+def test_dropout_with_a_cpu_generator_gives_a_cuda_tensor_the_cpu_mask():
+    x = torch.randn(30, 20, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    on_cpu, _ = bplib.functional.dropout_forward(x, 0.3, generator=torch.Generator().manual_seed(8))
+    on_cuda, _ = bplib.functional.dropout_forward(x.cuda(), 0.3, generator=torch.Generator().manual_seed(8))
+    assert on_cuda.device.type == "cuda"
+    assert torch.equal(on_cuda.cpu() == 0, on_cpu == 0)
+    assert_close(on_cuda.cpu(), on_cpu, claim="dropout on CUDA with a CPU generator equals dropout on the CPU")
+
+
+# Normalising a group of one or two entries is ill-conditioned: the exact dx is 0 (layer norm, n = 1) or of the
+# order of eps / variance (batch norm, m = 2), and the rounding of any float32 route exceeds the float32 tolerance
+# there.  Those sizes are checked in float64 only.
+
+
+@pytest.mark.parametrize("dtype, m, n", [(torch.float64, 2, 3), (torch.float64, 64, 17), (torch.float32, 64, 17)])
+def test_batch_norm_on_cuda_matches_torch_for_five_steps_then_in_eval_mode(dtype, m, n):
+    check_batch_norm(m, n, 0.1, 1e-5, torch.Generator().manual_seed(9), device="cuda", dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype, shape", [(torch.float64, (1,)), (torch.float64, (5, 1)), (torch.float64, (2, 3, 64)), (torch.float32, (2, 3, 64))])  # fmt: skip
+def test_layer_norm_on_cuda_matches_autograd(dtype, shape):
+    check_layer_norm(shape, 1e-5, torch.Generator().manual_seed(10), device="cuda", dtype=dtype)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("T_q, T_k", [(1, 1), (8, 8), (5, 12), (12, 5)])
+def test_attention_on_cuda_matches_autograd(causal, T_q, T_k):
+    # float64: torch's only CUDA route for it is the math kernel, the formula bplib follows
+    check_attention((2, 3), T_q, T_k, 16, 8, causal, None, torch.Generator().manual_seed(12), device="cuda")
+
+
+def test_layer_pairs_report_a_device_mismatch():
+    cpu, gpu = torch.zeros(2, 3), torch.zeros(2, 3, device="cuda")
+    f = bplib.functional
+    with pytest.raises(ValueError, match=r"batch_norm_forward: argument 'gamma' is on device cpu but 'x' is on cuda:0"):
+        f.batch_norm_forward(gpu, torch.ones(3), torch.zeros(3, device="cuda"))
+    with pytest.raises(ValueError, match=r"layer_norm_forward: argument 'beta' is on device cpu but 'x' is on cuda:0"):
+        f.layer_norm_forward(gpu, torch.ones(3, device="cuda"), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"attention_forward: argument 'k' is on device cpu but 'q' is on cuda:0"):
+        f.attention_forward(gpu, cpu, gpu)
+    with pytest.raises(ValueError, match=r"softmax_backward: argument 'dp' is on device cpu but 'p \(from cache\)' is on cuda:0"):
+        f.softmax_backward(cpu, f.softmax_forward(gpu)[1])
+    with pytest.raises(ValueError, match=r"dropout_backward: argument 'dout' is on device cpu but 'x \(from cache\)' is on cuda:0"):
+        f.dropout_backward(cpu, f.dropout_forward(gpu, 0.5, generator=torch.Generator(device="cuda"))[1])
