@@ -35,7 +35,8 @@ def check_softmax(shape, dim, generator, device="cpu", dtype=F64):
     p, cache = bf.softmax_forward(z, dim)
     _, (dz_ref,) = autograd_grads(lambda z: (torch.softmax(z, dim) * dp).sum(), z)
     assert_close(p, torch.softmax(z, dim), claim=f"softmax forward along dim {dim} of {shape} equals torch.softmax")
-    assert_close(bf.softmax_backward(dp, cache), dz_ref, claim=f"softmax backward along dim {dim} of {shape} equals autograd")
+    dz = bf.softmax_backward(dp, cache)
+    assert_close(dz, dz_ref, claim=f"softmax backward along dim {dim} of {shape} equals autograd")
 
 
 @pytest.mark.parametrize(
@@ -150,31 +151,44 @@ def test_dropout_preserves_the_expectation(p, generator):
 # ----------------------------------------------------------------------------- batch normalisation
 
 
+def assert_batch_norm_matches_torch(x, gamma, beta, dout, out, cache, *, train, eps, where, stats=(None, None)):
+    """``out`` equals F.batch_norm and ``batch_norm_backward(dout, cache)`` equals autograd through it.
+
+    ``stats``: the running statistics torch normalises by in eval mode; none in train mode, where it uses the
+    batch's (and would update the buffers it is given).
+    """
+    running_mean, running_var = stats
+
+    def batch_norm(x, g, b):
+        return F.batch_norm(x, running_mean, running_var, g, b, training=train, eps=eps)
+
+    _, grads = autograd_grads(lambda x, g, b: (batch_norm(x, g, b) * dout).sum(), x, gamma, beta)
+    assert_close(out, batch_norm(x, gamma, beta), claim=f"batch norm forward {where} equals F.batch_norm")
+    for name, ours, ref in zip(("dx", "dgamma", "dbeta"), bf.batch_norm_backward(dout, cache), grads):
+        assert_close(ours, ref, claim=f"batch norm backward {name} {where} equals autograd")
+
+
 def check_batch_norm(m, n, momentum, eps, generator, device="cpu", dtype=F64, steps=5, eval_m=3):
     """``steps`` training steps with running statistics, each against torch, then one eval-mode step."""
     gamma, beta, running_mean, running_var = draw(generator, device, dtype, (n,), (n,), (n,), (n,))
     running_var = running_var.abs() + 0.5
     ref_mean, ref_var = running_mean.clone(), running_var.clone()  # torch's own running buffers
+    stats = {"running_mean": running_mean, "running_var": running_var}
     for step in range(steps):
         x, dout = draw(generator, device, dtype, (m, n), (m, n))
         x = 2 * x + 1
-        out, cache = bf.batch_norm_forward(
-            x, gamma, beta, running_mean=running_mean, running_var=running_var, momentum=momentum, eps=eps
-        )
+        out, cache = bf.batch_norm_forward(x, gamma, beta, **stats, momentum=momentum, eps=eps)
+        # torch updates its buffers in place, as bplib does
         ref = F.batch_norm(x, ref_mean, ref_var, gamma, beta, training=True, momentum=momentum, eps=eps)
-        _, grads = autograd_grads(lambda x, g, b: (F.batch_norm(x, None, None, g, b, training=True, eps=eps) * dout).sum(), x, gamma, beta)  # fmt: skip
-        assert_close(out, ref, claim=f"batch norm forward (train, m = {m}) equals F.batch_norm")
-        for name, ours, r in zip(("dx", "dgamma", "dbeta"), bf.batch_norm_backward(dout, cache), grads):
-            assert_close(ours, r, claim=f"batch norm backward {name} (train, m = {m}) equals autograd")
+        assert_close(out, ref, claim=f"batch norm forward (train, m = {m}) equals F.batch_norm with running buffers")
+        assert_batch_norm_matches_torch(x, gamma, beta, dout, out, cache, train=True, eps=eps,
+                                        where=f"(train, m = {m}, step {step + 1})")  # fmt: skip
         assert_close(running_mean, ref_mean, claim=f"running mean after step {step + 1} equals torch's")
         assert_close(running_var, ref_var, claim=f"running variance after step {step + 1} equals torch's")
     x, dout = draw(generator, device, dtype, (eval_m, n), (eval_m, n))
-    out, cache = bf.batch_norm_forward(x, gamma, beta, running_mean=running_mean, running_var=running_var, train=False, eps=eps)  # fmt: skip
-    ref = F.batch_norm(x, ref_mean, ref_var, gamma, beta, training=False, eps=eps)
-    _, grads = autograd_grads(lambda x, g, b: (F.batch_norm(x, ref_mean, ref_var, g, b, training=False, eps=eps) * dout).sum(), x, gamma, beta)  # fmt: skip
-    assert_close(out, ref, claim=f"batch norm forward (eval, m = {eval_m}) equals F.batch_norm")
-    for name, ours, r in zip(("dx", "dgamma", "dbeta"), bf.batch_norm_backward(dout, cache), grads):
-        assert_close(ours, r, claim=f"batch norm backward {name} (eval, m = {eval_m}) equals autograd")
+    out, cache = bf.batch_norm_forward(x, gamma, beta, **stats, train=False, eps=eps)
+    assert_batch_norm_matches_torch(x, gamma, beta, dout, out, cache, stats=(ref_mean, ref_var), train=False, eps=eps,
+                                    where=f"(eval, m = {eval_m}, torch's running statistics)")  # fmt: skip
     assert_close(running_mean, ref_mean, claim="eval mode leaves the running mean alone")
     assert_close(running_var, ref_var, claim="eval mode leaves the running variance alone")
 
@@ -193,10 +207,8 @@ def test_batch_norm_in_float32(generator):
 def test_batch_norm_without_running_statistics(m, n, generator):
     x, gamma, beta, dout = draw(generator, "cpu", F64, (m, n), (n,), (n,), (m, n))
     out, cache = bf.batch_norm_forward(x, gamma, beta)
-    _, grads = autograd_grads(lambda x, g, b: (F.batch_norm(x, None, None, g, b, training=True) * dout).sum(), x, gamma, beta)  # fmt: skip
-    assert_close(out, F.batch_norm(x, None, None, gamma, beta, training=True), claim="batch norm without running statistics")
-    for name, ours, r in zip(("dx", "dgamma", "dbeta"), bf.batch_norm_backward(dout, cache), grads):
-        assert_close(ours, r, claim=f"batch norm backward {name} without running statistics equals autograd")
+    assert_batch_norm_matches_torch(x, gamma, beta, dout, out, cache, train=True, eps=1e-5,
+                                    where="(train, no running statistics)")  # fmt: skip
 
 
 def test_batch_norm_output_is_standardised(generator):
@@ -220,7 +232,8 @@ def check_layer_norm(shape, eps, generator, device="cpu", dtype=F64):
     x = 3 * x - 1
     out, cache = bf.layer_norm_forward(x, gamma, beta, eps=eps)
     _, grads = autograd_grads(lambda x, g, b: (F.layer_norm(x, (n,), g, b, eps) * dout).sum(), x, gamma, beta)
-    assert_close(out, F.layer_norm(x, (n,), gamma, beta, eps), claim=f"layer norm forward on {shape} equals F.layer_norm")
+    ref = F.layer_norm(x, (n,), gamma, beta, eps)
+    assert_close(out, ref, claim=f"layer norm forward on {shape} equals F.layer_norm")
     for name, ours, r in zip(("dx", "dgamma", "dbeta"), bf.layer_norm_backward(dout, cache), grads):
         assert_close(ours, r, claim=f"layer norm backward {name} on {shape} equals autograd")
 
@@ -239,7 +252,8 @@ def test_layer_norm_in_float32(generator):
 
 
 def check_attention(lead, T_q, T_k, d, d_v, causal, scale, generator, device="cpu", dtype=F64):
-    q, k, v, dout = draw(generator, device, dtype, (*lead, T_q, d), (*lead, T_k, d), (*lead, T_k, d_v), (*lead, T_q, d_v))
+    shapes = (*lead, T_q, d), (*lead, T_k, d), (*lead, T_k, d_v), (*lead, T_q, d_v)
+    q, k, v, dout = draw(generator, device, dtype, *shapes)
     out, cache = bf.attention_forward(q, k, v, causal=causal, scale=scale)
 
     def sdpa(q, k, v):

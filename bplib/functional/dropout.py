@@ -71,7 +71,8 @@ def dropout_forward(
     """
     fn = "dropout_forward"
     check_tensor(fn, "x", x, floating=True)
-    p = check_real(fn, "p", p, 0.0, 1.0, high_open=True, why="p = 1 would drop every entry and scale by 1/(1 - p) = inf")
+    why = "p = 1 would drop every entry and scale by 1/(1 - p) = inf"
+    p = check_real(fn, "p", p, 0.0, 1.0, high_open=True, why=why)
     check_flag(fn, "train", train)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")

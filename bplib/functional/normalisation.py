@@ -38,10 +38,10 @@ Szegedy,
 
     \frac{\partial L}{\partial x} = \frac{\gamma}{m\, \sigma_B}
     \Big(m\, g - \sum_{i=1}^m g_i - \hat x \odot \sum_{i=1}^m g_i \hat x_i\Big), \qquad
-    \sigma_B = \sqrt{\sigma_B^2 + \epsilon},
+    \sigma_B = \sqrt{s_B^2 + \epsilon},
 
-column by column, with :math:`\sigma_B^2` the biased batch variance.  For layer norm
-:math:`\gamma` varies along the row and stays inside, as :math:`\hat g = \gamma \odot g`.
+column by column, with :math:`\mu_B` and :math:`s_B^2` the batch mean and biased batch variance.
+For layer norm :math:`\gamma` varies along the row and stays inside, as :math:`\hat g = \gamma \odot g`.
 
 **Running statistics** (batch norm).  In train mode, when ``running_mean`` and ``running_var`` are
 given, they are updated in place as ``torch.nn.functional.batch_norm`` updates them:
@@ -49,7 +49,7 @@ given, they are updated in place as ``torch.nn.functional.batch_norm`` updates t
 .. math::
 
     \mu_\text{run} \leftarrow (1 - \alpha)\, \mu_\text{run} + \alpha\, \mu_B, \qquad
-    v_\text{run} \leftarrow (1 - \alpha)\, v_\text{run} + \alpha\, \frac{m}{m - 1} \sigma_B^2
+    v_\text{run} \leftarrow (1 - \alpha)\, v_\text{run} + \alpha\, \frac{m}{m - 1} s_B^2
 
 with momentum :math:`\alpha`: the running variance takes the *unbiased* batch variance, while the
 normalisation uses the biased one.  A batch of one sample is refused in train mode, as torch
@@ -231,9 +231,9 @@ def _layer_norm_backward(dout: torch.Tensor, cache: NormCache) -> tuple[torch.Te
 def layer_norm_forward(
     x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, eps: float = 1e-5
 ) -> tuple[torch.Tensor, NormCache]:
-    """Return ``out = gamma * (x - mean) / sqrt(var + eps) + beta`` over the last dimension and the cache ``(xhat, gamma, rstd)``.
+    """Return ``out = gamma * (x - mean) / sqrt(var + eps) + beta`` and the cache ``(xhat, gamma, rstd)``.
 
-    Shapes: ``x`` (..., n) with any leading dimensions, ``gamma`` and ``beta`` (n,) -> ``out`` (..., n).
+    The statistics are over the last dimension.  Shapes: ``x`` (..., n) with any leading dimensions, ``gamma`` and ``beta`` (n,) -> ``out`` (..., n).
     ``eps >= 0``.  Equal to ``torch.nn.functional.layer_norm(x, (n,), gamma, beta, eps)``.
     """
     fn = "layer_norm_forward"
@@ -258,6 +258,7 @@ def layer_norm_backward(dout: torch.Tensor, cache: NormCache) -> tuple[torch.Ten
     check_same_dtype_and_device(fn, ("xhat (from cache)", xhat), ("dout", dout))
     if dout.shape != xhat.shape:
         raise ValueError(
-            f"{fn}: argument 'dout' must have the shape of the forward output {tuple(xhat.shape)}, got {tuple(dout.shape)}"
+            f"{fn}: argument 'dout' must have the shape of the forward output {tuple(xhat.shape)}, "
+            f"got {tuple(dout.shape)}"
         )
     return _layer_norm_backward(dout, cache)
