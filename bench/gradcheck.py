@@ -1,10 +1,10 @@
-"""Gradient checks of an MLP loss with P ~ 10^4 parameters: the seed's element loop against the batched and directional checks.
+"""Gradient checks of an MLP loss with P ~ 10^4 parameters: the element-by-element loop against the batched and directional checks.
 
 One function f -- the loss of a 32-128-64-10 tanh network with softmax cross-entropy, as a function of
-its flat float64 parameter vector, composed from bplib.functional's forwards so that torch.func.vmap can
-batch it -- is checked three ways against the gradient bplib's backpropagation computes:
+its flat float64 parameter vector (``net.loss(x, y, params=unflatten(theta))``, a pure function that
+torch.func.vmap can batch) -- is checked three ways against the gradient bplib's backpropagation computes:
 
-* the seed's loop: ``relative_error(loop_numerical_gradient(f, theta, h), grad)``, 2P calls of f;
+* the textbook loop: ``relative_error(loop_numerical_gradient(f, theta, h), grad)``, 2P calls of f;
 * ``gradient_check(f, theta, grad, h)``: the same 2P points, evaluated in vmapped chunks;
 * ``directional_check(f, theta, grad)``: 2k evaluations along k = 8 random directions (its own h = 1e-6).
 
@@ -38,7 +38,6 @@ import torch
 
 import bplib
 from timing import time_it  # bench/timing.py, beside this script
-from bplib import functional as bf
 from bplib.gradcheck import (
     CORRECT_BELOW,
     WRONG_FROM,
@@ -51,7 +50,7 @@ from bplib.gradcheck import (
 
 SIZES = (32, 128, 64, 10)
 ACTIVATION = "tanh"  # smooth: no ReLU kinks for a finite difference to straddle
-H = 1e-7  # the seed's step, for the loop and gradient_check alike
+H = 1e-7  # the textbook loop's step, for the loop and gradient_check alike
 DIRECTIONS = 8
 TARGETS = {"cpu": {"gradient_check": 2.0, "directional_check": 100.0}, "cuda": {"gradient_check": 50.0, "directional_check": 100.0}}
 
@@ -62,29 +61,14 @@ def make_problem(batch: int, device: torch.device, generator: torch.Generator):
     net = bplib.MLP(SIZES, ACTIVATION, "softmax_ce", dtype=torch.float64, generator=generator)
     x = torch.randn(batch, SIZES[0], generator=generator, dtype=torch.float64)  # (m, n_0)
     y = torch.randint(0, SIZES[-1], (batch,), generator=generator)  # (m,)
-    shapes = [p.shape for p in net.parameters]  # [W^1, b^1, ..., W^L, b^L]
-    theta = torch.cat([p.reshape(-1) for p in net.parameters]).to(device)  # (P,)
-    _, dweights, dbiases = net.loss_and_grads(x, y)
-    grad = torch.cat([d.reshape(-1) for pair in zip(dweights, dbiases) for d in pair]).to(device)  # (P,)
-    x, y = x.to(device), y.to(device)
-    # labels as one-hot rows: the same loss, and no per-sample scatter_ under vmap
-    Y = torch.nn.functional.one_hot(y, SIZES[-1]).to(torch.float64)  # (m, n_L)
-
-    def f(theta: torch.Tensor) -> torch.Tensor:
-        params = list(torch.split(theta, [s.numel() for s in shapes]))
-        a = x
-        for l in range(len(shapes) // 2):
-            W, b = params[2 * l].view(shapes[2 * l]), params[2 * l + 1]
-            a, _ = bf.linear_forward(a, W, b)
-            if l < len(shapes) // 2 - 1:
-                a, _ = bf.tanh_forward(a)
-        loss, _ = bf.softmax_cross_entropy_forward(a, Y)
-        return loss
-
-    return f, theta, grad
+    _, grads = net.loss_and_grads(x, y)
+    grad = bplib.flatten(grads)[0].to(device)  # (P,), in the order of net.parameters
+    theta, unflatten = bplib.flatten(net.parameters)  # (P,): [vec W^1, b^1, ..., vec W^L, b^L]
+    x, y = x.to(device), y.to(device)  # the parameters reach the loss through theta, on its device
+    return (lambda theta: net.loss(x, y, params=unflatten(theta))), theta.to(device), grad
 
 
-def verify(f, theta: torch.Tensor, grad: torch.Tensor, looped: torch.Tensor, seed: int) -> dict:
+def verify(f, theta: torch.Tensor, grad: torch.Tensor, looped: torch.Tensor, draw: int) -> dict:
     """The numbers the timings are about: both routes agree, pass the right gradient and flag the wrong ones."""
     batched = numerical_gradient(f, theta, H)
     # same points, bit for bit; f's reductions may round differently when batched: a few ulps of |f| over 2h
@@ -92,11 +76,11 @@ def verify(f, theta: torch.Tensor, grad: torch.Tensor, looped: torch.Tensor, see
     difference = float((batched - looped).abs().max())
     if difference > bound:
         raise AssertionError(f"batched and looped central differences differ by {difference:.2e} > {bound:.2e}")
-    # noise from its own seed: drawn from the directions' generator, it would be one of the directions
-    noise = torch.randn(grad.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=grad.dtype)
+    # noise from a generator of its own: drawn from the directions' generator, it would be one of the directions
+    noise = torch.randn(grad.shape, generator=torch.Generator().manual_seed(draw + 1), dtype=grad.dtype)
     noisy = grad + 0.01 * torch.linalg.vector_norm(grad) * noise.to(grad.device) / torch.linalg.vector_norm(noise)
     directional = {
-        name: directional_check(f, theta, g, directions=DIRECTIONS, generator=torch.Generator().manual_seed(seed))
+        name: directional_check(f, theta, g, directions=DIRECTIONS, generator=torch.Generator().manual_seed(draw))
         for name, g in (("correct", grad), ("scaled_1pct", 1.01 * grad), ("noise_1pct", noisy))
     }
     return {
@@ -115,7 +99,7 @@ def run(device: torch.device, batch: int, repeats: int, directional_iterations: 
     generator = torch.Generator().manual_seed(1)
     looped: list[torch.Tensor] = []
 
-    def loop() -> float:  # the seed's check: the element loop, then the relative error
+    def loop() -> float:  # the textbook check: the element loop, then the normalised difference
         looped.append(loop_numerical_gradient(f, theta, H))
         return relative_error(looped[-1], grad)
 
@@ -133,7 +117,7 @@ def run(device: torch.device, batch: int, repeats: int, directional_iterations: 
     for _ in range(repeats):  # interleaved, so that drifts in machine load hit every method alike
         for name, (step, iterations) in methods.items():
             times[name].append(time_it(step, device, iterations))
-    checks = verify(f, theta, grad, looped[0], seed=1)
+    checks = verify(f, theta, grad, looped[0], draw=1)
     seconds = {name: statistics.median(t) for name, t in times.items()}
     speedups = {name: seconds["loop"] / s for name, s in seconds.items()}
     targets = TARGETS[device.type]
@@ -184,7 +168,7 @@ def main() -> None:
           f"(< {CORRECT_BELOW:g}), 1.01 g {d['scaled_1pct']:.1e}, g + 1 % noise {d['noise_1pct']:.1e} "
           f"(>= {WRONG_FROM:g}) {flags}")
     print(f"{'method':<26} {'median s':>9} {'speed-up':>9} {'target':>8}")
-    for name, label in (("loop", "seed loop + rel. error"), ("gradient_check", "gradient_check (batched)"),
+    for name, label in (("loop", "element loop + rel. error"), ("gradient_check", "gradient_check (batched)"),
                         ("directional_check", f"directional_check (k={DIRECTIONS})")):
         line = f"{label:<26} {r['seconds'][name]:>9.4f} {r['speedup_vs_loop'][name]:>8.1f}x"
         if name in r["targets"]:

@@ -1,6 +1,8 @@
 """bplib: backpropagation by hand on PyTorch tensors, the engine of *Backpropagation, Derived and Verified*.
 
-``bplib.functional`` holds the forward/backward pairs, ``bplib.MLP`` chains them,
+``bplib.functional`` holds the forward/backward pairs, ``bplib.MLP`` chains them (``bplib.mlp`` the
+reference that reads like the math, ``bplib.mlp_fast`` the fast path tested equal to it),
+``bplib.params`` gives parameters and gradients one order (``bplib.Params``, ``bplib.flatten``),
 ``bplib.init`` and ``bplib.optim`` start and train it, ``bplib.gradcheck`` checks it by finite
 differences, ``bplib.symbolic`` holds the SymPy
 side of every check and ``bplib.testing`` the tolerances both sides are compared with.
@@ -11,6 +13,7 @@ import torch
 
 from . import functional, gradcheck, init, optim, symbolic, testing
 from .mlp import MLP
+from .params import MLPParams, Params, flatten
 
 
 def default_device() -> torch.device:
@@ -18,4 +21,4 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-__all__ = ["MLP", "default_device", "functional", "gradcheck", "init", "optim", "symbolic", "testing"]
+__all__ = ["MLP", "MLPParams", "Params", "default_device", "flatten", "functional", "gradcheck", "init", "optim", "symbolic", "testing"]

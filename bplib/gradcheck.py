@@ -23,8 +23,8 @@ difference divided by :math:`2h` turns that into an error of about
 :math:`\\varepsilon |f| / h`.  The total, :math:`\\tfrac{h^2}{6}|\\partial_i^3 f| + \\varepsilon|f|/h`,
 is smallest at :math:`h^\\ast = (3\\varepsilon|f|/|\\partial_i^3 f|)^{1/3}`: for
 :math:`|f| \\approx |\\partial_i^3 f|` about :math:`7\\times10^{-6}` in float64 and
-:math:`6\\times10^{-3}` in float32.  The seed's :math:`h = 10^{-7}` sits on the rounding
-side of that optimum in float64: about :math:`10^{-9}|f|` in each entry, which over
+:math:`6\\times10^{-3}` in float32.  The step :math:`h = 10^{-7}` of the usual textbook loop sits on the
+rounding side of that optimum in float64: about :math:`10^{-9}|f|` in each entry, which over
 :math:`P` entries adds up to a relative error of about
 :math:`\\sqrt{P}\\,\\varepsilon|f| / (2h\\lVert\\nabla f\\rVert)` -- :math:`4\\times10^{-8}` for the
 13,130 parameters of ``bench/gradcheck.py``, still inside the "correct" band below,
@@ -33,14 +33,18 @@ float64.  Griewank & Walther (2008), *Evaluating Derivatives*, 2nd ed., SIAM, se
 this trade-off of difference quotients, and why they serve to check derivatives
 rather than to compute them.
 
-The two gradients are compared by the seed's relative error
+The two gradients are compared by their normalised difference
 
 .. math::
 
     \\operatorname{err}(\\hat g, g) = \\frac{\\lVert \\hat g - g \\rVert_2}{\\lVert \\hat g \\rVert_2 + \\lVert g \\rVert_2}
     \\qquad (0 \\text{ when both are } 0),
 
-which lies in [0, 1] and is read, in float64, as
+which lies in [0, 1].  It is the measure of the gradient-checking exercise of Ng's *Deep Learning
+Specialization* (deeplearning.ai), which reads a value below :math:`10^{-7}` as a correct gradient; the
+CS231n notes (Karpathy, "Gradient checks") read their entry-wise relative error on a similar scale.
+The band between and the bound from which a gradient counts as wrong are this book's choice, made
+for float64 and measured in its chapter on gradient checking:
 
 =========================================  =======================
 error                                      verdict
@@ -53,7 +57,7 @@ error                                      verdict
 
 Three routes, from the chapter's baseline to the fast check:
 
-* :func:`loop_numerical_gradient`: the seed's element loop, one entry at a time,
+* :func:`loop_numerical_gradient`: the element-by-element loop, one entry at a time,
   :math:`2P` calls of ``f`` from Python.
 * :func:`numerical_gradient`: the same :math:`2P` points, evaluated in chunks by
   ``torch.func.vmap`` when ``f`` is made of vmappable torch operations, and by the
@@ -148,7 +152,7 @@ def _scalar(fn: str, value: object) -> Scalar:
 
 
 def relative_error(numerical: torch.Tensor, analytic: torch.Tensor) -> float:
-    """Return ``‖numerical - analytic‖ / (‖numerical‖ + ‖analytic‖)``, and 0 when both are zero (the seed's metric).
+    """Return ``‖numerical - analytic‖ / (‖numerical‖ + ‖analytic‖)``, and 0 when both are zero (the normalised difference).
 
     Euclidean norms over all entries, whatever the shape.  The value lies in [0, 1]:
     1 when one of the two is zero and the other is not, or when they point in opposite
@@ -253,7 +257,7 @@ def _central_differences(
                     values = _batched_scalars(fn, batched_f(points), points.shape[0])  # (2n,)
                     grad[start:stop] = (values[0::2] - values[1::2]) / (2 * h)
                 return grad.view(shape)
-        # the seed's loop: perturb one entry of a private copy, evaluate, the other way, evaluate, restore
+        # the element loop: perturb one entry of a private copy, evaluate, the other way, evaluate, restore
         work = x_flat.clone()  # (P,)
         point = work.view(shape)
         for i in range(P):
@@ -270,7 +274,7 @@ def _central_differences(
 
 
 def loop_numerical_gradient(f: ScalarFunction, x: torch.Tensor, h: float = 1e-7) -> torch.Tensor:
-    """Central differences of ``f`` at ``x``, one entry at a time: the seed's loop, in torch.
+    """Central differences of ``f`` at ``x``, one entry at a time: the textbook element loop, in torch.
 
     For every entry i of ``x`` (any shape, visited in row-major order):
 
@@ -283,10 +287,10 @@ def loop_numerical_gradient(f: ScalarFunction, x: torch.Tensor, h: float = 1e-7)
     called :math:`2P` times, :math:`P` = ``x.numel()``.  The result has the shape, dtype
     and device of ``x``.
 
-    Two details differ from the seed, neither in cost: the loop perturbs a private copy,
+    Two details differ from the loop as textbooks print it, neither in cost: it perturbs a private copy,
     so the caller's ``x`` is never written, and it restores each entry by copying the
     saved value back rather than by adding ``h`` again (in floating point
-    :math:`x + h - 2h + h` need not round back to :math:`x`).  As in the seed, ``f`` receives
+    :math:`x + h - 2h + h` need not round back to :math:`x`).  As in the textbook loop, ``f`` receives
     the working copy itself: it must not write into its argument, nor keep it past the call.
     """
     fn = "loop_numerical_gradient"
@@ -313,15 +317,10 @@ def numerical_gradient(
     ``.item()``, ``float(tensor)`` or ``int(tensor)`` on a value that depends on ``x``,
     branches in Python on such a value, writes into ``out=`` buffers, or returns a Python
     number -- every entry is done by the element loop instead (the fallback is silent;
-    the numbers are the same).  A loss built on :meth:`bplib.MLP.forward` is such a
-    function: the MLP writes each activation into its pre-activation buffer
-    (``out=``), which vmap cannot batch, and no other batching applies to it, since the
-    perturbed parameters are those of one network.  Compose the public forward functions
-    of :mod:`bplib.functional` instead (they allocate their outputs) to get the batched
-    path; their argument checks read only shapes, dtypes and the labels, which do not
-    depend on ``x``, and so run under vmap.  Labels given as int64 class indices make the
-    softmax cross-entropy build its one-hot matrix with ``scatter_``, which vmap runs
-    sample by sample (it warns); pass them as one-hot rows for full speed.
+    the numbers are the same).  A network's pure loss, ``net.loss(x, y, params=unflatten(theta))``
+    (see :func:`bplib.flatten`), is vmappable: it is made of the public forward functions of
+    :mod:`bplib.functional`, which allocate their outputs, and whose argument checks read
+    only shapes, dtypes and the labels, none of which depends on ``theta``.
 
     Parameters
     ----------
@@ -396,7 +395,7 @@ def directional_check(
         \\qquad
         D^{\\text{ana}}_j = g \\cdot d_j,
 
-    and the returned error is the seed's relative error over the k directions,
+    and the returned error is the normalised difference over the k directions,
 
     .. math::
 

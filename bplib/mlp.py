@@ -1,4 +1,4 @@
-"""A fully connected network trained by the backpropagation recursion.
+"""A fully connected network trained by the backpropagation recursion: the reference that reads like the math.
 
 Notation (rows are samples, m of them):
 
@@ -9,39 +9,74 @@ Notation (rows are samples, m of them):
     A^l = \\sigma(Z^l) \\quad (l < L), \\qquad
     \\hat Y = Z^L \\text{ (or } \\operatorname{softmax}(Z^L)\\text{)}.
 
-Backward, with :math:`\\Delta^l = \\partial L / \\partial Z^l`:
+Backward, with :math:`\\Delta^l = \\partial \\mathcal{L} / \\partial Z^l`:
 
 .. math::
 
     \\Delta^L = \\tfrac{1}{m}(\\hat Y - Y), \\qquad
     \\Delta^{l} = \\big(\\Delta^{l+1} W^{l+1}\\big) \\odot \\sigma'(Z^{l}), \\qquad
-    \\frac{\\partial L}{\\partial W^l} = (\\Delta^l)^\\top A^{l-1}, \\qquad
-    \\frac{\\partial L}{\\partial b^l} = (\\Delta^l)^\\top \\mathbf{1}_m.
+    \\frac{\\partial \\mathcal{L}}{\\partial W^l} = (\\Delta^l)^\\top A^{l-1}, \\qquad
+    \\frac{\\partial \\mathcal{L}}{\\partial b^l} = (\\Delta^l)^\\top \\mathbf{1}_m.
 
-The output layer is affine: with ``loss="mse"`` the prediction is :math:`Z^L`
-itself, with ``loss="softmax_ce"`` the softmax lives inside the loss, which is
-what makes :math:`\\Delta^L = (P - Y)/m`.
+The output layer is affine: with ``loss="mse"`` the prediction is :math:`Z^L` itself, with
+``loss="softmax_ce"`` the softmax lives inside the loss, which is what makes
+:math:`\\Delta^L = (P - Y)/m`.
 
-The input and the targets are checked once, on the way in (the loss's forward
-pass checks the targets); every other tensor is made here with the right shape,
-dtype and device, so the layers run as unchecked kernels
-(:mod:`bplib.functional`'s functions minus their argument checks).
+Two routes compute the same gradients:
 
-Not done here: no autograd, no optimiser (see :mod:`bplib.optim`), no layers
-other than affine + element-wise activation.
+* the **reference**, in this module: :meth:`MLP.forward_with_caches` and :meth:`MLP.backward` chain the
+  public pairs of :mod:`bplib.functional` layer by layer -- in the backward pass, each layer's activation
+  backward and then its linear backward, on that layer's own caches -- and allocate every result.  The
+  chapters teach from it, and it is a pure function of the parameters: pass ``params=`` to evaluate the
+  network at other parameters without touching its own (:meth:`MLP.loss`, for gradient checking);
+* the **fast path**, :meth:`MLP.loss_and_grads`, in :mod:`bplib.mlp_fast`: the same arithmetic with
+  the argument checks done once, activations written into buffers the step owns, fused kernels, and no
+  device synchronisation on a GPU.  It is tested equal to the reference to rounding.
+
+Parameterisations: ``"standard"`` stores :math:`W^l, b^l` as they act; ``"ntk"`` (Jacot, Gabriel &
+Hongler, 2018) stores standard normal variables and scales them in the forward pass,
+
+.. math::
+
+    Z^l = A^{l-1} \\Big(\\sqrt{\\sigma_w^2 / n_{l-1}}\\; W^l\\Big)^\\top + \\mathbf{1}_m \\big(\\sigma_b\\, b^l\\big)^\\top,
+
+so that the gradients are with respect to the stored variables (the chain rule multiplies them by
+the same factors).
+
+Not done here: no autograd, no optimiser (see :mod:`bplib.optim`), no layers other than affine and
+an element-wise activation.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 
 from . import init
 from ._checks import check_choice, check_same_dtype_and_device, check_shape, check_tensor
-from .functional.activations import ACTIVATION_KERNELS, ACTIVATIONS
-from .functional.linear import _linear_backward, _linear_forward
-from .functional.losses import LOSS_BACKWARD_KERNELS, LOSSES
+from .functional.activations import ACTIVATIONS
+from .functional.linear import linear_backward, linear_forward
+from .functional.losses import LOSSES
+from .mlp_fast import DeferredCheck
+from .mlp_fast import loss_and_grads as fast_loss_and_grads
+from .params import MLPParams
+
+PARAMETERIZATIONS = ("standard", "ntk")
+
+LayerCache = tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]
+"""What one layer keeps for the backward pass: its linear cache :math:`(A^{l-1}, W^l)` (the weights
+as they act, scaled in the NTK parameterisation) and its activation cache (``None`` for the affine
+output layer)."""
+
+
+def _check_variance(fn: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{fn}: argument '{name}' must be a real number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{fn}: argument '{name}' must be a finite variance >= 0, got {value!r}")
+    return float(value)
 
 
 class MLP:
@@ -58,14 +93,26 @@ class MLP:
     dtype, device:
         Where the parameters live; inputs must match them.
     generator:
-        Source of randomness for the initial weights (He for ReLU, Xavier otherwise; biases start at 0).
+        Source of randomness for the initial parameters.
+    parameterization:
+        ``"standard"``: weights drawn by He's rule for ReLU and Xavier's otherwise, biases 0.
+        ``"ntk"``: every weight and bias drawn from :math:`N(0, 1)` and scaled in the forward pass
+        by :math:`\\sqrt{\\sigma_w^2 / n_{l-1}}` and :math:`\\sigma_b` (module docstring).
+    sigma_w2, sigma_b2:
+        :math:`\\sigma_w^2` and :math:`\\sigma_b^2` of the NTK parameterisation (not used by the standard one).
 
     Attributes
     ----------
     weights:
-        ``weights[l]`` is :math:`W^{l+1}`, shape ``(sizes[l+1], sizes[l])``.
+        ``weights[l]`` is :math:`W^{l+1}` as stored, shape ``(sizes[l+1], sizes[l])``.
     biases:
-        ``biases[l]`` is :math:`b^{l+1}`, shape ``(sizes[l+1],)``.
+        ``biases[l]`` is :math:`b^{l+1}` as stored, shape ``(sizes[l+1],)``.
+    loss_name:
+        The loss, ``"softmax_ce"`` or ``"mse"`` (the method :meth:`loss` computes it).
+    scales:
+        ``scales[l]`` is the pair of factors :math:`(c_w, c_b)` layer :math:`l + 1` applies to its stored
+        weights and bias: :math:`(\\sqrt{\\sigma_w^2/n_l}, \\sigma_b)` in the NTK parameterisation, ``(1, 1)``
+        in the standard one.
     """
 
     def __init__(
@@ -77,87 +124,161 @@ class MLP:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
+        parameterization: str = "standard",
+        sigma_w2: float = 1.0,
+        sigma_b2: float = 0.0,
     ) -> None:
         fn = "MLP"
         sizes = list(sizes)
         if len(sizes) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
             raise ValueError(f"{fn}: argument 'sizes' must list at least two positive integers, got {sizes!r}")
-        self.activation = check_choice(fn, "activation", activation, tuple(ACTIVATIONS))  # same names as the kernels
-        self.loss = check_choice(fn, "loss", loss, tuple(LOSSES))
+        self.activation = check_choice(fn, "activation", activation, tuple(ACTIVATIONS))
+        self.loss_name = check_choice(fn, "loss", loss, tuple(LOSSES))
+        self.parameterization = check_choice(fn, "parameterization", parameterization, PARAMETERIZATIONS)
+        self.sigma_w2 = _check_variance(fn, "sigma_w2", sigma_w2)
+        self.sigma_b2 = _check_variance(fn, "sigma_b2", sigma_b2)
         if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise TypeError(f"{fn}: argument 'dtype' must be a floating torch.dtype, got {dtype!r}")
         self.sizes = sizes
-        draw = init.he if activation == "relu" else init.xavier
-        self.weights = [
-            draw((n_out, n_in), generator=generator, dtype=dtype, device=device)
-            for n_in, n_out in zip(sizes[:-1], sizes[1:])
-        ]
-        self.biases = [self.weights[0].new_zeros(n_out) for n_out in sizes[1:]]
+        self._deferred_check = DeferredCheck()  # the fast path's label check on a GPU
+        shapes = list(zip(sizes[1:], sizes[:-1]))  # (n_l, n_{l-1})
+        if parameterization == "ntk":
+            self.weights = [
+                torch.empty(shape, dtype=dtype, device=device).normal_(generator=generator) for shape in shapes
+            ]
+            self.biases = [torch.empty(n, dtype=dtype, device=device).normal_(generator=generator) for n in sizes[1:]]
+            self.scales = [(math.sqrt(self.sigma_w2 / n_in), math.sqrt(self.sigma_b2)) for _, n_in in shapes]
+        else:
+            draw = init.he if activation == "relu" else init.xavier
+            self.weights = [draw(shape, generator=generator, dtype=dtype, device=device) for shape in shapes]
+            self.biases = [self.weights[0].new_zeros(n) for n in sizes[1:]]
+            self.scales = [(1.0, 1.0)] * len(shapes)
+
+    # ------------------------------------------------------------------------------------------ parameters
 
     @property
-    def parameters(self) -> list[torch.Tensor]:
-        """Weights and biases interleaved, ``[W^1, b^1, ..., W^L, b^L]``."""
-        return [p for pair in zip(self.weights, self.biases) for p in pair]
+    def parameters(self) -> MLPParams:
+        """The stored parameters, :math:`W^1, b^1, \\dots, W^L, b^L`, as an :class:`~bplib.params.MLPParams`.
 
-    def _check_input(self, fn: str, x: object) -> torch.Tensor:
+        These are the network's own tensors: an optimiser that updates them in place trains the network.
+        """
+        return MLPParams.from_layers(self.weights, self.biases)
+
+    def _params(self, fn: str, params: MLPParams | None) -> MLPParams:
+        """The network's own parameters, or ``params`` after checking that they fit this network."""
+        if params is None:
+            return self.parameters
+        if not isinstance(params, MLPParams):
+            raise TypeError(
+                f"{fn}: argument 'params' must be an MLPParams (e.g. net.parameters, or unflatten(theta) "
+                f"from bplib.flatten(net.parameters)), got {type(params).__name__}"
+            )
+        own = self.parameters
+        if len(params) != len(own):
+            raise ValueError(f"{fn}: argument 'params' must hold {len(own)} tensors for this network, got {len(params)}")
+        for name, p, q in zip(own.names, params, own):
+            check_shape(fn, f"params ({name})", p, tuple(q.shape), f"the shape of {name}")
+            check_same_dtype_and_device(fn, ("params (W1)", params[0]), (f"params ({name})", p))
+        return params
+
+    def _check_input(self, fn: str, x: object, params: MLPParams | None = None) -> torch.Tensor:
+        """Check the input against the network's widths and the dtype and device of its (or the given) parameters."""
         check_tensor(fn, "x", x, ndim=2, floating=True)
         check_shape(fn, "x", x, (None, self.sizes[0]), f"batch size, n_0 = {self.sizes[0]} inputs")
-        check_same_dtype_and_device(fn, ("weights", self.weights[0]), ("x", x))
+        where = ("weights", self.weights[0]) if params is None else ("params (W1)", params[0])
+        check_same_dtype_and_device(fn, where, ("x", x))
         return x
 
-    def _forward(self, x: torch.Tensor, keep_caches: bool) -> tuple[torch.Tensor, list]:
-        act_forward, _ = ACTIVATION_KERNELS[self.activation]
-        caches = []
-        a = x  # (m, n_0)
-        last = len(self.weights) - 1
-        for l, (W, b) in enumerate(zip(self.weights, self.biases)):
-            z, linear_cache = _linear_forward(a, W, b)  # (m, n_{l+1})
+    # ------------------------------------------------------------------------------------- the reference
+
+    def forward_with_caches(
+        self, x: torch.Tensor, *, params: MLPParams | None = None
+    ) -> tuple[torch.Tensor, list[LayerCache]]:
+        """Return :math:`Z^L` and, for every layer, what its backward pass needs.
+
+        ``caches[l - 1] = (linear_cache, activation_cache)`` belongs to layer :math:`l`: the linear cache
+        :math:`(A^{l-1}, W^l)` and the activation cache (the activation's output :math:`A^l`; ``None``
+        for the affine output layer).  This is the memory backpropagation trades for speed.
+        """
+        return self._forward_with_caches("MLP.forward_with_caches", x, params)
+
+    def _forward_with_caches(
+        self, fn: str, x: torch.Tensor, params: MLPParams | None
+    ) -> tuple[torch.Tensor, list[LayerCache]]:
+        checked = self._params(fn, params)
+        x = self._check_input(fn, x, params)
+        params = checked
+        activation_forward, _ = ACTIVATIONS[self.activation]
+        last = len(params.layers) - 1
+        a, caches = x, []  # A^0 = X, (m, n_0)
+        for l, ((W, b), (c_w, c_b)) in enumerate(zip(params.layers, self.scales)):
+            z, linear_cache = linear_forward(a, c_w * W, c_b * b)  # Z^l, (m, n_l)
             if l == last:
-                a, act_cache = z, None  # affine output layer
+                a, activation_cache = z, None  # affine output layer
             else:
-                # z is not needed again: overwrite it with a, unless autograd records this pass and keeps z
-                a, act_cache = act_forward(z, out=None if z.requires_grad else z)
-            if keep_caches:
-                caches.append((linear_cache, act_cache))
+                a, activation_cache = activation_forward(z)  # A^l = sigma(Z^l)
+            caches.append((linear_cache, activation_cache))
         return a, caches
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def backward(self, dout: torch.Tensor, caches: Sequence[LayerCache]) -> MLPParams:
+        """Backpropagate ``dout`` :math:`= \\partial \\mathcal{L}/\\partial Z^L` through the layers; return the gradients.
+
+        For :math:`l = L, \\dots, 1`: the activation backward turns :math:`\\partial \\mathcal{L}/\\partial A^l`
+        into :math:`\\Delta^l = \\partial \\mathcal{L}/\\partial A^l \\odot \\sigma'(Z^l)` (for the output layer
+        :math:`\\Delta^L` is ``dout`` itself), and the linear backward turns :math:`\\Delta^l` into
+        :math:`\\partial \\mathcal{L}/\\partial A^{l-1} = \\Delta^l W^l` and the gradients of :math:`W^l` and
+        :math:`b^l` -- both on layer :math:`l`'s caches.  Returns them as an
+        :class:`~bplib.params.MLPParams`, in the order of :attr:`parameters`.
+        """
+        _, activation_backward = ACTIVATIONS[self.activation]
+        dweights, dbiases = [], []
+        da = dout  # dL/dA^L = dL/dZ^L: the output layer is affine
+        for (linear_cache, activation_cache), (c_w, c_b) in zip(reversed(caches), reversed(self.scales)):
+            dz = da if activation_cache is None else activation_backward(da, activation_cache)  # Delta^l
+            da, dW, db = linear_backward(dz, linear_cache)  # Delta^l W^l, (Delta^l)^T A^{l-1}, (Delta^l)^T 1
+            dweights.append(c_w * dW)  # the scale of the NTK parameterisation, 1 in the standard one
+            dbiases.append(c_b * db)
+        return MLPParams.from_layers(dweights[::-1], dbiases[::-1])
+
+    def forward(self, x: torch.Tensor, *, params: MLPParams | None = None) -> torch.Tensor:
         """Return the output layer :math:`Z^L`, shape (m, n_L): predictions for MSE, logits for softmax-CE."""
-        out, _ = self._forward(self._check_input("MLP.forward", x), keep_caches=False)
+        out, _ = self._forward_with_caches("MLP.forward", x, params)
         return out
 
-    def forward_with_caches(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
-        """Return :math:`Z^L` and what the backward pass needs: ``caches[l] = (linear_cache, activation_cache)``.
+    def loss(self, x: torch.Tensor, y: torch.Tensor, *, params: MLPParams | None = None) -> torch.Tensor:
+        """Return the loss of the batch ``(x, y)``, a 0-d tensor, at the network's parameters or at ``params``.
 
-        ``linear_cache`` is :math:`(A^{l}, W^{l+1})` and ``activation_cache`` is :math:`A^{l+1}` (``None`` for the
-        affine output layer), 0-based as in :attr:`weights`: this is the memory backpropagation trades for speed.
+        A pure function of ``params``: with ``theta, unflatten = bplib.flatten(net.parameters)``,
+        ``lambda t: net.loss(x, y, params=unflatten(t))`` is the loss as a function of one vector,
+        which :mod:`bplib.gradcheck` differentiates numerically (in batches, by ``torch.func.vmap``).
         """
-        return self._forward(self._check_input("MLP.forward_with_caches", x), keep_caches=True)
+        loss_forward, _ = LOSSES[self.loss_name]
+        out, _ = self._forward_with_caches("MLP.loss", x, params)
+        value, _ = loss_forward(out, y)
+        return value
 
-    def loss_and_grads(
-        self, x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """Return ``(loss, dweights, dbiases)`` by one forward and one backward pass.
+    def reference_loss_and_grads(
+        self, x: torch.Tensor, y: torch.Tensor, *, params: MLPParams | None = None
+    ) -> tuple[torch.Tensor, MLPParams]:
+        """Return ``(loss, grads)`` by the reference: one forward pass, the loss's pair, one backward pass.
 
-        ``dweights[l]`` and ``dbiases[l]`` have the shapes of ``weights[l]`` and ``biases[l]``.
+        ``grads`` is an :class:`~bplib.params.MLPParams` in the order of :attr:`parameters`:
+        ``grads.weights[l - 1]`` is :math:`\\partial \\mathcal{L}/\\partial W^l`.
         """
-        x = self._check_input("MLP.loss_and_grads", x)
-        loss_forward, _ = LOSSES[self.loss]
-        loss_backward = LOSS_BACKWARD_KERNELS[self.loss]
-        _, act_backward = ACTIVATION_KERNELS[self.activation]
-
-        out, caches = self._forward(x, keep_caches=True)
+        loss_forward, loss_backward = LOSSES[self.loss_name]
+        out, caches = self._forward_with_caches("MLP.reference_loss_and_grads", x, params)  # step 1: forward
         loss, loss_cache = loss_forward(out, y)
+        dout = loss_backward(1.0, loss_cache)  # step 2: Delta^L
+        return loss, self.backward(dout, caches)  # steps 3 and 4: the recursion and the gradients
 
-        dweights: list[torch.Tensor] = [None] * len(caches)  # type: ignore[list-item]
-        dbiases: list[torch.Tensor] = [None] * len(caches)  # type: ignore[list-item]
-        dz = loss_backward(1.0, loss_cache)  # Delta^L, (m, n_L)
-        del loss_cache, out
-        for l in range(len(caches) - 1, -1, -1):
-            linear_cache, _ = caches.pop()  # dropped once used, so its memory serves the next buffers
-            da, dweights[l], dbiases[l] = _linear_backward(dz, linear_cache, input_grad=l > 0)
-            del linear_cache
-            if l > 0:
-                _, previous_act_cache = caches[l - 1]
-                dz = act_backward(da, previous_act_cache, out=da)  # Delta^{l}, (m, n_l), written over da
-        return loss, dweights, dbiases
+    # ------------------------------------------------------------------------------------- the fast path
+
+    def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, MLPParams]:
+        """Return ``(loss, grads)`` as :meth:`reference_loss_and_grads` does, by the fast path.
+
+        The same arithmetic, organised for speed (:mod:`bplib.mlp_fast`): inputs checked once, activations
+        written into buffers the step owns, no host--device synchronisation on a GPU (labels out of range
+        are reported by the next call on a GPU, by this one on the CPU).  ``grads`` goes straight into an
+        optimiser: ``opt.step(grads)`` with ``opt`` built on :attr:`parameters`.
+        """
+        return fast_loss_and_grads(self, self._check_input("MLP.loss_and_grads", x), y)

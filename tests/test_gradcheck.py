@@ -1,13 +1,11 @@
 """bplib.gradcheck: batched == loop == analytic, planted mistakes are flagged, every error path is reported."""
 
-import copy
 import math
 
 import pytest
 import torch
 
 import bplib
-from bplib import functional as bf
 from bplib.gradcheck import (
     CORRECT_BELOW,
     WRONG_FROM,
@@ -62,20 +60,8 @@ def quadratic(generator, shape=(3, 4)):
     return f, x, (A @ x.reshape(-1) + b).view(shape)
 
 
-def flatten(tensors):
-    return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def unflatten(theta, like):
-    """Views of the flat vector theta with the shapes of the tensors in ``like``, in order."""
-    views, offset = [], 0
-    for t in like:
-        views.append(theta[offset : offset + t.numel()].view_as(t))
-        offset += t.numel()
-    return views
-
-
 def mlp_problem(generator, activation="tanh", loss="softmax_ce", sizes=(4, 5, 5, 3), m=6):
+    """A network, a batch, its flat parameter vector, the vector's inverse map and backprop's gradient, flattened."""
     net = bplib.MLP(list(sizes), activation, loss, dtype=F64, generator=generator)
     for b in net.biases:  # biases start at 0; random ones make db a non-trivial check
         b.normal_(0.0, 0.1, generator=generator)
@@ -84,42 +70,14 @@ def mlp_problem(generator, activation="tanh", loss="softmax_ce", sizes=(4, 5, 5,
         y = torch.randint(0, sizes[-1], (m,), generator=generator)
     else:
         y = torch.randn(m, sizes[-1], generator=generator, dtype=F64)
-    theta = flatten(net.parameters)  # [vec W^1, b^1, ..., vec W^L, b^L]
-    _, dweights, dbiases = net.loss_and_grads(x, y)
-    grad = flatten([d for pair in zip(dweights, dbiases) for d in pair])
-    return net, x, y, theta, grad
+    theta, unflatten = bplib.flatten(net.parameters)  # [vec W^1, b^1, ..., vec W^L, b^L]
+    _, grads = net.loss_and_grads(x, y)
+    return net, x, y, theta, unflatten, bplib.flatten(grads)[0]
 
 
-def mlp_loss(net, x, y):
-    """The MLP's loss as a function of its flat parameter vector, through MLP.forward (not vmappable)."""
-    loss_forward, _ = bf.LOSSES[net.loss]
-
-    def f(theta):
-        shaped = copy.copy(net)
-        params = unflatten(theta, net.parameters)
-        shaped.weights, shaped.biases = params[0::2], params[1::2]
-        return loss_forward(shaped.forward(x), y)[0]
-
-    return f
-
-
-def functional_mlp_loss(net, x, y):
-    """The same loss composed from bplib.functional's public forwards, which vmap can batch."""
-    loss_forward, _ = bf.LOSSES[net.loss]
-    act_forward, _ = bf.ACTIVATIONS[net.activation]
-    if net.loss == "softmax_ce":  # one-hot rows: int labels would make vmap build the one-hot per sample
-        y = torch.nn.functional.one_hot(y, net.sizes[-1]).to(F64)
-
-    def f(theta):
-        params = unflatten(theta, net.parameters)
-        a = x
-        for l, (W, b) in enumerate(zip(params[0::2], params[1::2])):
-            a, _ = bf.linear_forward(a, W, b)
-            if l < len(net.weights) - 1:
-                a, _ = act_forward(a)
-        return loss_forward(a, y)[0]
-
-    return f
+def mlp_loss(net, x, y, unflatten):
+    """The MLP's loss as a pure function of its flat parameter vector (vmappable)."""
+    return lambda theta: net.loss(x, y, params=unflatten(theta))
 
 
 def with_item(f):
@@ -173,9 +131,10 @@ def test_batched_quadratic_equals_loop_and_gradient(chunk_size, generator):
 
 @pytest.mark.parametrize("activation, loss", [("tanh", "softmax_ce"), ("sigmoid", "mse"), ("relu", "softmax_ce")])
 def test_batched_mlp_loss_equals_loop_and_backprop(activation, loss, generator):
-    net, x, y, theta, grad = mlp_problem(generator, activation, loss)
-    f = functional_mlp_loss(net, x, y)
+    net, x, y, theta, unflatten, grad = mlp_problem(generator, activation, loss)
+    f, calls = counting(mlp_loss(net, x, y, unflatten))
     batched = numerical_gradient(f, theta, chunk_size=16)
+    assert len(calls) == math.ceil(theta.numel() / 16), "the network's pure loss runs under vmap, one call per chunk"
     looped = loop_numerical_gradient(f, theta)
     value = float(f(theta))
     torch.testing.assert_close(batched, looped, rtol=0, atol=rounding_bound(value))
@@ -188,15 +147,6 @@ def test_fallback_is_the_loop_bit_for_bit(wrap, generator):
     g = wrap(f)
     torch.testing.assert_close(numerical_gradient(g, x), loop_numerical_gradient(g, x), rtol=0, atol=0)
     torch.testing.assert_close(numerical_gradient(g, x), grad, rtol=0, atol=fd_tolerance(float(f(x))))
-
-
-def test_loss_through_mlp_forward_falls_back_and_equals_backprop(generator):
-    # MLP.forward writes activations into out= buffers, which vmap cannot batch: the loop takes over
-    net, x, y, theta, grad = mlp_problem(generator)
-    f = mlp_loss(net, x, y)
-    numerical = numerical_gradient(f, theta)
-    torch.testing.assert_close(numerical, loop_numerical_gradient(f, theta), rtol=0, atol=0)
-    torch.testing.assert_close(numerical, grad, rtol=0, atol=fd_tolerance(float(f(theta))))
 
 
 def test_batched_path_calls_f_once_per_chunk(generator):
@@ -238,37 +188,34 @@ def test_zero_dimensional_and_empty_x():
 
 @pytest.mark.parametrize("activation, loss", [("tanh", "softmax_ce"), ("sigmoid", "mse"), ("relu", "softmax_ce"), ("tanh", "mse")])
 def test_gradient_check_passes_backprop(activation, loss, generator):
-    net, x, y, theta, grad = mlp_problem(generator, activation, loss)
-    assert gradient_check(mlp_loss(net, x, y), theta, grad) < CORRECT_BELOW
-    assert gradient_check(functional_mlp_loss(net, x, y), theta, grad) < CORRECT_BELOW
+    net, x, y, theta, unflatten, grad = mlp_problem(generator, activation, loss)
+    assert gradient_check(mlp_loss(net, x, y, unflatten), theta, grad) < CORRECT_BELOW
 
 
-def plant_entry_one_percent_off(net, grad):
+def plant_entry_one_percent_off(unflatten, grad):
     wrong = grad.clone()
     i = int(grad.abs().argmax())
     wrong[i] *= 1.01
     return wrong
 
 
-def plant_transposed_weight_gradient(net, grad):
+def plant_transposed_weight_gradient(unflatten, grad):
     # dW^2 (square, 5 x 5) returned transposed: the shape is right, the entries are not
-    views = unflatten(grad.clone(), net.parameters)
-    views[2] = views[2].T
-    return flatten(views)
+    grads = unflatten(grad)
+    return bplib.flatten(grads.like(g.T if name == "W2" else g for name, g in zip(grads.names, grads)))[0]
 
 
-def plant_sign_error(net, grad):
-    views = unflatten(grad.clone(), net.parameters)
-    views[-1] = -views[-1]  # db^L = -(P - Y)^T 1 / m
-    return flatten(views)
+def plant_sign_error(unflatten, grad):
+    grads = unflatten(grad)
+    return bplib.flatten(grads.like(-g if name == "b3" else g for name, g in zip(grads.names, grads)))[0]  # db^L
 
 
 @pytest.mark.parametrize("plant", [plant_entry_one_percent_off, plant_transposed_weight_gradient, plant_sign_error])
 def test_gradient_check_flags_planted_mistakes(plant, generator):
-    net, x, y, theta, grad = mlp_problem(generator)
-    wrong = plant(net, grad)
+    net, x, y, theta, unflatten, grad = mlp_problem(generator)
+    wrong = plant(unflatten, grad)
     assert not torch.equal(wrong, grad)
-    f = functional_mlp_loss(net, x, y)
+    f = mlp_loss(net, x, y, unflatten)
     assert gradient_check(f, theta, wrong) > WRONG_FROM
     assert gradient_check(f, theta, grad) < CORRECT_BELOW
 
@@ -293,8 +240,8 @@ def larger_mlp(generator):
 
 
 def test_directional_check_passes_backprop_and_flags_one_percent(generator):
-    net, x, y, theta, grad = larger_mlp(generator)
-    f = functional_mlp_loss(net, x, y)
+    net, x, y, theta, unflatten, grad = larger_mlp(generator)
+    f = mlp_loss(net, x, y, unflatten)
     noise = torch.randn(grad.shape, generator=generator, dtype=F64)
     noisy = grad + 0.01 * torch.linalg.vector_norm(grad) * noise / torch.linalg.vector_norm(noise)
     correct = directional_check(f, theta, grad, generator=torch.Generator().manual_seed(0))
@@ -308,8 +255,8 @@ def test_directional_check_passes_backprop_and_flags_one_percent(generator):
 
 
 def test_directional_check_is_deterministic_and_leaves_global_rng_alone(generator):
-    net, x, y, theta, grad = larger_mlp(generator)
-    f = functional_mlp_loss(net, x, y)
+    net, x, y, theta, unflatten, grad = larger_mlp(generator)
+    f = mlp_loss(net, x, y, unflatten)
     wrong = 1.01 * grad
     state = torch.random.get_rng_state()
     a = directional_check(f, theta, wrong, directions=4, generator=torch.Generator().manual_seed(5))
@@ -321,19 +268,19 @@ def test_directional_check_is_deterministic_and_leaves_global_rng_alone(generato
 
 
 def test_directional_check_falls_back_for_unvmappable_f(generator):
-    net, x, y, theta, grad = larger_mlp(generator)
+    net, x, y, theta, unflatten, grad = larger_mlp(generator)
     wrong = grad.clone()
     wrong[:16] *= -1  # a sign error in the first row of dW^1
-    seed = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    f_batched, calls = counting(functional_mlp_loss(net, x, y))
-    batched = directional_check(f_batched, theta, wrong, directions=6, generator=seed())
+    directions = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    f_batched, calls = counting(mlp_loss(net, x, y, unflatten))
+    batched = directional_check(f_batched, theta, wrong, directions=6, generator=directions())
     assert len(calls) == 1
-    f_looped, calls = counting(mlp_loss(net, x, y))  # MLP.forward: not vmappable
-    looped = directional_check(f_looped, theta, wrong, directions=6, generator=seed())
+    f_looped, calls = counting(with_item(mlp_loss(net, x, y, unflatten)))  # .item(): not vmappable
+    looped = directional_check(f_looped, theta, wrong, directions=6, generator=directions())
     assert len(calls) == 1 + 2 * 6
     assert batched > WRONG_FROM
     assert math.isclose(batched, looped, rel_tol=1e-6)  # same directions, same points, rounding apart
-    assert directional_check(mlp_loss(net, x, y), theta, grad, generator=seed()) < CORRECT_BELOW
+    assert directional_check(f_looped, theta, grad, generator=directions()) < CORRECT_BELOW
 
 
 # ----------------------------------------------------------------------------- errors
@@ -411,9 +358,9 @@ def test_genuine_error_in_f_surfaces_from_the_loop():
 
 @pytest.mark.cuda
 def test_on_cuda_results_follow_x_and_match_cpu(generator):
-    net, x, y, theta, grad = larger_mlp(generator)
-    f_cpu = functional_mlp_loss(net, x, y)
-    f_gpu = functional_mlp_loss(net, x.cuda(), y.cuda())  # net lends only its shapes and names
+    net, x, y, theta, unflatten, grad = larger_mlp(generator)
+    f_cpu = mlp_loss(net, x, y, unflatten)
+    f_gpu = mlp_loss(net, x.cuda(), y.cuda(), unflatten)  # the parameters come from theta, on the GPU
     numerical = numerical_gradient(f_gpu, theta.cuda())
     assert numerical.device.type == "cuda" and numerical.dtype == F64
     torch.testing.assert_close(numerical.cpu(), numerical_gradient(f_cpu, theta), rtol=0, atol=rounding_bound(float(f_cpu(theta))))

@@ -48,33 +48,58 @@ def _check_upstream(fn: str, dloss: object, like: torch.Tensor) -> torch.Tensor 
     raise TypeError(f"{fn}: argument 'dloss' must be a Python number or a 0-d floating tensor, got {dloss!r}")
 
 
-def softmax_cross_entropy_targets(fn: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Return the (m, C) target matrix Y for labels given as indices or probability rows, after checking them."""
+def check_softmax_cross_entropy_labels(fn: str, logits: torch.Tensor, y: object) -> bool:
+    """Check the labels' type, shape, dtype and device against the (m, C) logits; return whether they are indices.
+
+    Reads no values, so it costs no host--device synchronisation; :func:`invalid_labels` checks the values.
+    """
     check_tensor(fn, "y", y)
     m, C = logits.shape
     if y.dtype == torch.int64:
         check_shape(fn, "y", y, (m,), "one class index per row of the logits")
         check_same_device(fn, ("logits", logits), ("y", y))
-        if y.device.type == "meta":  # shapes only, no values to check (as when counting FLOPs)
-            return torch.zeros_like(logits)
+        return True
+    if y.is_floating_point():
+        check_shape(fn, "y", y, (m, C), "rows of class probabilities, like the logits")
+        check_same_dtype_and_device(fn, ("logits", logits), ("y", y))
+        return False
+    raise TypeError(
+        f"{fn}: argument 'y' must be int64 class indices of shape ({m},) or floating probability rows "
+        f"of shape ({m}, {C}), got dtype {y.dtype}"
+    )
+
+
+def invalid_labels(fn: str, y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, str]:
+    """A 0-d boolean tensor, on ``y``'s device, that is true when the labels are invalid, and the error to raise then.
+
+    Class indices must lie in ``[0, num_classes - 1]``; probability rows must be non-negative and sum to 1.
+    Nothing is read back to the host here: the caller decides when to wait for the verdict.
+    """
+    if y.dtype == torch.int64:
+        message = f"{fn}: argument 'y' holds class indices outside [0, {num_classes - 1}] for logits with C = {num_classes} columns"
+        return ((y < 0) | (y >= num_classes)).any(), message
+    row_sums = y.sum(dim=1)
+    message = f"{fn}: argument 'y' given as probability rows must be non-negative with rows summing to 1"
+    return (y < 0).any() | ~torch.isclose(row_sums, torch.ones_like(row_sums)).all(), message
+
+
+def softmax_cross_entropy_targets(fn: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Return the (m, C) target matrix Y for labels given as indices or probability rows, after checking them."""
+    indices = check_softmax_cross_entropy_labels(fn, logits, y)
+    C = logits.shape[1]
+    if indices and y.numel() > 0:
         lowest, highest = (int(v) for v in torch.aminmax(y))  # one pass, and one wait for a GPU
         if lowest < 0 or highest >= C:
             raise ValueError(
                 f"{fn}: argument 'y' holds class indices outside [0, {C - 1}] "
                 f"(min {lowest}, max {highest}) for logits with C = {C} columns"
             )
-        return torch.zeros_like(logits).scatter_(1, y.unsqueeze(1), 1.0)  # one-hot rows
-    if y.is_floating_point():
-        check_shape(fn, "y", y, (m, C), "rows of class probabilities, like the logits")
-        check_same_dtype_and_device(fn, ("logits", logits), ("y", y))
-        row_sums = y.sum(dim=1)
-        if bool((y < 0).any()) or not torch.allclose(row_sums, torch.ones_like(row_sums)):
-            raise ValueError(f"{fn}: argument 'y' given as probability rows must be non-negative with rows summing to 1")
-        return y
-    raise TypeError(
-        f"{fn}: argument 'y' must be int64 class indices of shape ({m},) or floating probability rows "
-        f"of shape ({m}, {C}), got dtype {y.dtype}"
-    )
+    elif not indices:
+        failed, message = invalid_labels(fn, y, C)
+        if bool(failed):
+            raise ValueError(message)
+    # one-hot rows made from the labels alone: under torch.func.vmap over the logits they stay unbatched
+    return torch.nn.functional.one_hot(y, C).to(logits.dtype) if indices else y
 
 
 def softmax_cross_entropy_forward(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, SoftmaxCECache]:
@@ -107,6 +132,13 @@ def softmax_cross_entropy_backward(dloss: torch.Tensor | float, cache: SoftmaxCE
     return _softmax_cross_entropy_backward(dloss, cache)
 
 
+def check_mse_targets(fn: str, y_hat: torch.Tensor, y: object) -> None:
+    """Check that the targets ``y`` are floating, of the predictions' shape, dtype and device."""
+    check_tensor(fn, "y", y, floating=True)
+    check_same_dtype_and_device(fn, ("y_hat", y_hat), ("y", y))
+    check_shape(fn, "y", y, tuple(y_hat.shape), "the shape of the predictions y_hat")
+
+
 def mse_forward(y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``L = sum((y_hat - y)**2) / (2m)`` and the cache ``y_hat - y``.
 
@@ -114,9 +146,7 @@ def mse_forward(y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, tor
     """
     fn = "mse_forward"
     check_tensor(fn, "y_hat", y_hat, ndim=2, floating=True)
-    check_tensor(fn, "y", y, floating=True)
-    check_same_dtype_and_device(fn, ("y_hat", y_hat), ("y", y))
-    check_shape(fn, "y", y, tuple(y_hat.shape), "the shape of the predictions y_hat")
+    check_mse_targets(fn, y_hat, y)
     m = y_hat.shape[0]
     if m == 0:
         raise ValueError(f"{fn}: argument 'y_hat' must hold at least one row, got shape {tuple(y_hat.shape)}")
@@ -142,5 +172,3 @@ LOSSES = {
 }
 """Forward/backward pairs by name, as ``MLP(loss=...)`` accepts them."""
 
-LOSS_BACKWARD_KERNELS = {"softmax_ce": _softmax_cross_entropy_backward, "mse": _mse_backward}
-"""The backward passes without argument checks, for callers that made the cache with the forward pass."""
