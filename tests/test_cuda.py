@@ -22,19 +22,30 @@ def test_mlp_on_cuda_matches_autograd_and_cpu(dtype, activation, loss):
         p_gpu.copy_(p_cpu)
     x = torch.randn(64, 20, generator=g, dtype=dtype)
     y = torch.randint(0, 5, (64,), generator=g) if loss == "softmax_ce" else torch.randn(64, 5, generator=g, dtype=dtype)
-    value, dweights, dbiases = gpu.loss_and_grads(x.cuda(), y.cuda())
-    assert value.device.type == "cuda" and all(d.device.type == "cuda" for d in dweights + dbiases)
     n = len(gpu.weights)
-    ref_value, ref_grads = autograd_grads(lambda *p: mlp_loss(p[:n], p[n:], x.cuda(), y.cuda(), activation, loss), *gpu.parameters[::2], *gpu.parameters[1::2])
-    assert_close(value, ref_value, claim="loss on CUDA equals autograd on CUDA")
-    for l in range(n):
-        assert_close(dweights[l], ref_grads[l], claim=f"dW^{l + 1} on CUDA equals autograd")
-        assert_close(dbiases[l], ref_grads[n + l], claim=f"db^{l + 1} on CUDA equals autograd")
-    cpu_value, cpu_dweights, _ = cpu.loss_and_grads(x, y)
+    ref_value, ref_grads = autograd_grads(lambda *p: mlp_loss(p[:n], p[n:], x.cuda(), y.cuda(), activation, loss), *gpu.weights, *gpu.biases)
+    ref_grads = bplib.MLPParams.from_layers(ref_grads[:n], ref_grads[n:])
+    for route in (gpu.loss_and_grads, gpu.reference_loss_and_grads):
+        value, grads = route(x.cuda(), y.cuda())
+        assert value.device.type == "cuda" and all(g.device.type == "cuda" for g in grads)
+        assert_close(value, ref_value, claim="loss on CUDA equals autograd on CUDA")
+        for name, got, want in zip(grads.names, grads, ref_grads):
+            assert_close(got, want, claim=f"d{name} on CUDA equals autograd")
+    cpu_value, cpu_grads = cpu.loss_and_grads(x, y)
     # GPU and CPU sum in different orders; float32 reductions of a few thousand terms differ by ~1e-6 relative
     assert_close(value.cpu(), cpu_value, claim="loss on CUDA equals loss on CPU")
-    for l in range(n):
-        assert_close(dweights[l].cpu(), cpu_dweights[l], claim=f"dW^{l + 1} on CUDA equals CPU")
+    for name, got, want in zip(grads.names, grads, cpu_grads):
+        assert_close(got.cpu(), want, claim=f"d{name} on CUDA equals CPU")
+
+
+def test_bad_labels_on_cuda_are_reported_by_the_next_call_without_a_sync():
+    net = bplib.MLP([3, 4, 2], device="cuda", generator=torch.Generator().manual_seed(0))
+    x = torch.zeros(3, 3, device="cuda")
+    net.loss_and_grads(x, torch.tensor([0, 2, 1], device="cuda"))  # out of range: queued, not yet read
+    with pytest.raises(ValueError, match=r"MLP.loss_and_grads: argument 'y' holds class indices outside \[0, 1\].*previous call"):
+        net.loss_and_grads(x, torch.tensor([0, 1, 1], device="cuda"))
+    net.loss_and_grads(x, torch.tensor([0, 1, 1], device="cuda"))  # the error was reported once
+    net.loss_and_grads(x, torch.tensor([0, 1, 1], device="cuda"))
 
 
 def test_device_mismatch_is_reported():
