@@ -12,6 +12,13 @@ differentiated directly (:func:`direct_gradients`) or by the backpropagation
 recursion (:func:`backprop_gradients`); the book proves the two equal.
 :func:`lambdify_torch` turns any of these expressions into a function of a
 torch tensor, so that the engine can be checked against them.
+
+**Every size at once.**  :func:`dimensions`, :func:`indices` and :func:`tensors` write the same
+formulas in index notation with the sizes as symbols, :math:`z_i = \\sum_{j=0}^{k-1} W_{ij} a_j + b_i`
+for :math:`0 \\le i \\le n - 1`; :func:`diff_entry` differentiates with respect to one entry, and
+:func:`canonical` brings the two sides of an identity to one normal form, so that
+:func:`bplib.testing.assert_identity` proves it for every size (``sizes="all"``).  :func:`at_sizes` and
+:func:`replace_entries` write a result out at concrete sizes, to compare it with the fixed-size expressions.
 """
 
 from __future__ import annotations
@@ -219,3 +226,410 @@ def lambdify_torch(symbols: Sequence[sp.Symbol], expr: sp.Expr | sp.Matrix) -> C
         return out.to(v.device)
 
     return evaluate
+
+
+# --------------------------------------------------------------------------------------------------
+# Every size at once: index notation with symbolic dimensions
+
+
+def _names(fn: str, names: object) -> str:
+    if not isinstance(names, str):
+        raise TypeError(f"{fn}: argument 'names' must be a string of names such as 'n k', got {type(names).__name__}")
+    if not names.strip(" ,"):
+        raise ValueError(f"{fn}: argument 'names' must name at least one symbol, got {names!r}")
+    return names
+
+
+def _check_expr(fn: str, name: str, value: object) -> sp.Basic:
+    if not isinstance(value, sp.Basic):
+        raise TypeError(f"{fn}: argument '{name}' must be a SymPy expression, got {type(value).__name__}")
+    return value
+
+
+def dimensions(names: str) -> sp.Symbol | tuple[sp.Symbol, ...]:
+    """Symbols for sizes, positive integers: ``n, k = dimensions("n k")``.
+
+    Names are read as by :func:`sympy.symbols` (one name gives one symbol).  An identity that SymPy
+    proves for expressions whose sizes are these symbols holds for every size at once.
+    """
+    return sp.symbols(_names("dimensions", names), integer=True, positive=True)
+
+
+def _bound(fn: str, size: object, value: object) -> sp.Expr:
+    if isinstance(value, bool) or not isinstance(value, (int, sp.Expr)) or not sp.sympify(value).is_integer:
+        raise ValueError(
+            f"{fn}: argument 'size' must be a positive integer, an integer SymPy expression such as a symbol of "
+            f"dimensions(), or a pair (lower, upper) of integer bounds, got {size!r}"
+        )
+    return sp.sympify(value)
+
+
+def indices(names: str, size: int | sp.Expr | tuple[int | sp.Expr, int | sp.Expr]) -> sp.Idx | tuple[sp.Idx, ...]:
+    """Index symbols that know their range: ``p, q = indices("p q", n)`` run over :math:`0 \\le p \\le n - 1`.
+
+    ``size`` is the number of values (a symbol of :func:`dimensions` or an integer), or a pair
+    ``(lower, upper)`` of inclusive bounds, as in ``indices("s", (2, t))``.  The indices are
+    :class:`sympy.Idx` objects: ``sympy.Sum(expr, j)`` sums over the range of ``j``, and
+    :func:`evaluate_in_range` reads the range of a free index from it.
+    """
+    fn = "indices"
+    names = _names(fn, names)
+    if isinstance(size, tuple):
+        if len(size) != 2:
+            raise ValueError(f"{fn}: argument 'size' must be a pair (lower, upper) when it is a tuple, got {size!r}")
+        bounds = (_bound(fn, size, size[0]), _bound(fn, size, size[1]))
+    else:
+        count = _bound(fn, size, size)
+        if count.is_positive is not True:
+            raise ValueError(f"{fn}: argument 'size' must be positive (an index needs a value), got {size!r}")
+        bounds = (sp.Integer(0), count - 1)
+    return sp.symbols(names, cls=sp.Idx, range=bounds)
+
+
+def tensors(names: str) -> sp.IndexedBase | tuple[sp.IndexedBase, ...]:
+    """Real tensors of symbolic shape, written by their entries: ``W, a = tensors("W a")``, then ``W[i, j] * a[j]``.
+
+    They are :class:`sympy.IndexedBase` objects with real entries; their sizes come from the ranges
+    of the indices they are used with.
+    """
+    return sp.symbols(_names("tensors", names), cls=sp.IndexedBase, real=True)
+
+
+_Ranges = dict[sp.Expr, tuple[sp.Expr, sp.Expr]]
+
+
+def _range_of(x: sp.Expr, ranges: _Ranges) -> tuple[sp.Expr, sp.Expr] | None:
+    """The bounds of an index: those of the sum that binds it, else those of its :class:`sympy.Idx`."""
+    if x in ranges:
+        return ranges[x]
+    if isinstance(x, sp.Idx) and x.lower is not None:
+        return x.lower, x.upper
+    return None
+
+
+def _indices_in(expr: sp.Basic, ranges: _Ranges) -> set[sp.Expr]:
+    return {x for x in expr.free_symbols if _range_of(x, ranges) is not None}
+
+
+def _extremes(expr: sp.Expr, ranges: _Ranges) -> tuple[sp.Expr, sp.Expr] | None:
+    """The least and the greatest value of ``expr`` over the box of its indices' ranges; None if not linear in them.
+
+    For ``expr`` linear in the indices with numeric coefficients, each extreme is at a corner: the minimum
+    takes every index with a positive coefficient at its lower bound and the others at their upper one.
+    """
+    found = sorted(_indices_in(expr, ranges), key=str)
+    low = high = sp.expand(expr)
+    if not found:
+        return low, high
+    poly = sp.Poly(low, *found)
+    slopes = [poly.coeff_monomial(x) for x in found]
+    if poly.total_degree() > 1 or not all(slope.is_number for slope in slopes):
+        return None
+    for x, slope in zip(found, slopes):
+        lower, upper = _range_of(x, ranges)
+        at_low, at_high = (lower, upper) if slope >= 0 else (upper, lower)
+        low, high = low.xreplace({x: at_low}), high.xreplace({x: at_high})
+    return sp.expand(low), sp.expand(high)
+
+
+def _decide(relation: sp.Basic, ranges: _Ranges) -> bool | None:
+    """Whether ``relation`` holds for every value of its indices (True), for none (False), or None: undecided."""
+    if relation in (sp.true, sp.false):
+        return bool(relation)
+    extremes = _extremes(relation.lhs - relation.rhs, ranges)
+    if extremes is None:
+        return None
+    low, high = extremes  # of lhs - rhs
+    verdicts = {  # (holds everywhere, fails everywhere)
+        sp.GreaterThan: (low.is_nonnegative, high.is_negative),
+        sp.StrictGreaterThan: (low.is_positive, high.is_nonpositive),
+        sp.LessThan: (high.is_nonpositive, low.is_positive),
+        sp.StrictLessThan: (high.is_negative, low.is_nonnegative),
+        sp.Eq: (low == 0 and high == 0, low.is_positive or high.is_negative),
+        sp.Ne: (low.is_positive or high.is_negative, low == 0 and high == 0),
+    }
+    always, never = verdicts.get(type(relation), (None, None))
+    return True if always else False if never else None
+
+
+def _in_range(fn: str, value: sp.Expr, lower: sp.Expr, upper: sp.Expr, ranges: _Ranges) -> bool:
+    """Whether ``lower <= value <= upper`` for every value of the indices; a ValueError when it depends on them.
+
+    "Never" also needs ``upper >= lower - 1``: SymPy's sums over a reversed range count negatively (Karr's
+    convention), so a value outside a reversed range may still meet the sum.
+    """
+    verdicts = [_decide(relation, ranges) for relation in (sp.Ge(value, lower), sp.Le(value, upper))]
+    if all(verdicts):
+        return True
+    if False in verdicts and _decide(sp.Ge(upper - lower + 1, 0), ranges):
+        return False
+    raise ValueError(
+        f"{fn}: cannot decide whether {value} lies in [{lower}, {upper}] from the ranges of the indices; "
+        f"give every index its range with indices() and sum over limits that those ranges settle"
+    )
+
+
+def _delta_point(factor: sp.Expr, x: sp.Expr) -> sp.Expr | None:
+    """``e`` when ``factor`` is the Kronecker delta :math:`[x = e]` with ``e`` free of ``x``, else None."""
+    if not isinstance(factor, sp.KroneckerDelta) or x not in factor.args:
+        return None
+    (point,) = [arg for arg in factor.args if arg != x]
+    return None if x in point.free_symbols else point
+
+
+def _sum_over(fn: str, summand: sp.Expr, limits: tuple, ranges: _Ranges) -> sp.Expr:
+    """One sum, by the rules of :func:`evaluate_in_range`; what they cannot settle stays a ``Sum``."""
+    x, lower, upper = limits
+    if lower.is_number and upper.is_number:
+        return sp.Sum(summand, limits).doit(deep=False)
+    if any(_delta_point(delta, x) is not None for delta in summand.atoms(sp.KroneckerDelta)):
+        summand = sp.expand_mul(summand)  # bring every delta on x up to a factor of a term
+    total = []
+    for term in sp.Add.make_args(summand):
+        factors = sp.Mul.make_args(term)
+        delta = next((f for f in factors if _delta_point(f, x) is not None), None)
+        if delta is not None:  # sum over x of [x = e] f(x) = f(e) if e is in the range of x, else 0
+            point = _delta_point(delta, x)
+            if _in_range(fn, point, lower, upper, ranges):
+                total.append(sp.Mul(*(f for f in factors if f is not delta)).subs(x, point))
+        else:  # what does not depend on x leaves the sum, so that a delta on an outer index can meet its sum
+            total.append(_factor_out(term, limits))
+    return sp.Add(*total)
+
+
+def _evaluate(fn: str, expr: sp.Basic, ranges: _Ranges) -> sp.Basic:
+    if isinstance(expr, sp.Sum):  # limits innermost first; SymPy merges nested sums into one with several
+        inner = {**ranges, **{x: (lower, upper) for x, lower, upper in expr.limits}}
+        result = _evaluate(fn, expr.function, inner)
+        for depth, limits in enumerate(expr.limits):
+            outer = {**ranges, **{x: (lower, upper) for x, lower, upper in expr.limits[depth + 1 :]}}
+            result = _sum_over(fn, result, limits, outer)
+        return result
+    if isinstance(expr, sp.Piecewise):
+        branches = []
+        for value, condition in expr.args:
+            decided = {}
+            for relation in condition.atoms(sp.Rel):
+                verdict = _decide(relation, ranges)
+                if verdict is None and _indices_in(relation, ranges):
+                    raise ValueError(f"{fn}: cannot decide the condition {relation} from the ranges of its indices")
+                if verdict is not None:
+                    decided[relation] = sp.true if verdict else sp.false
+            branches.append((_evaluate(fn, value, ranges), condition.xreplace(decided)))
+        return sp.Piecewise(*branches)
+    if not expr.args or isinstance(expr, (sp.Indexed, sp.Idx)):
+        return expr
+    return expr.func(*(_evaluate(fn, arg, ranges) for arg in expr.args))
+
+
+def evaluate_in_range(expr: sp.Expr) -> sp.Expr:
+    """Carry out the sums that index notation settles, and take the branches that the index ranges select.
+
+    Three rules, applied from the innermost sum outwards; what they do not settle stays a sum:
+
+    - :math:`\\sum_{j=a}^{b} [j = e]\\, f(j) = f(e)` when :math:`a \\le e \\le b` for every value of the indices
+      in :math:`e`, and 0 when never (``KroneckerDelta``, which differentiating an entry produces, see
+      :func:`diff_entry`);
+    - what does not depend on :math:`j` leaves the sum, :math:`\\sum_{j=a}^{b} c\\, f(j) = c \\sum_{j=a}^{b} f(j)`
+      and :math:`\\sum_{j=a}^{b} c = (b - a + 1)\\, c`;
+    - a sum with numeric limits is written out term by term.
+
+    The condition of every ``Piecewise`` that involves an index is decided the same way.  A free index
+    ranges over its :func:`indices` range, a summation index over its sum's limits; conditions must be
+    linear in the indices, and a relation holds when it holds at the worst corner of their ranges.
+
+    Raises
+    ------
+    ValueError
+        When a condition on an index holds for some of its values and not for others (or is not linear):
+        the expression then depends on more than the ranges say, and nothing is guessed.
+    """
+    fn = "evaluate_in_range"
+    return _evaluate(fn, _check_expr(fn, "expr", expr), {})
+
+
+def diff_entry(expr: sp.Expr, entry: sp.Indexed | sp.Symbol) -> sp.Expr:
+    """The partial derivative of ``expr`` with respect to one entry, such as ``W[p, q]``, for every size.
+
+    SymPy differentiates a sum entry by entry (:math:`\\partial W_{ij} / \\partial W_{pq} = [i = p][j = q]`);
+    :func:`evaluate_in_range` then carries out the sums over those Kronecker deltas, using the ranges of
+    the indices ``p, q`` of ``entry`` (from :func:`indices`).
+    """
+    fn = "diff_entry"
+    if not isinstance(entry, (sp.Indexed, sp.Symbol)):
+        raise TypeError(f"{fn}: argument 'entry' must be an entry such as W[p, q] or a symbol, got {type(entry).__name__}")
+    return _evaluate(fn, sp.diff(_check_expr(fn, "expr", expr), entry), {})
+
+
+def _peel(summand: sp.Expr, limits: tuple) -> tuple[tuple, sp.Expr]:
+    """A sum to ``b + c``, ``c`` a positive integer, as the sum to ``b`` and ``c`` terms: (new limits, the terms)."""
+    x, lower, upper = limits
+    offset, base = upper.as_coeff_Add()
+    if base == 0 or not offset.is_Integer or offset <= 0:
+        return limits, sp.Integer(0)
+    # Karr's convention, which SymPy follows, makes this split hold even for an empty or reversed range
+    return (x, lower, base), sp.Add(*(summand.subs(x, base + d) for d in range(1, offset + 1)))
+
+
+def _factor_out(term: sp.Expr, limits: tuple) -> sp.Expr:
+    """The sum of one product, with the factors free of the summation index taken out: sum_x c f(x) = c sum_x f(x)."""
+    x, lower, upper = limits
+    factors = sp.Mul.make_args(term)
+    inside = sp.Mul(*(f for f in factors if x in f.free_symbols))
+    outside = sp.Mul(*(f for f in factors if x not in f.free_symbols))
+    return outside * (sp.Sum(inside, limits) if inside != 1 else upper - lower + 1)
+
+
+def _split(summand: sp.Expr, limits: tuple) -> sp.Expr:
+    """A sum as a sum of sums of products, each with the factors free of the summation index taken out."""
+    return sp.Add(*(_factor_out(term, limits) for term in sp.Add.make_args(sp.expand(summand))))
+
+
+def _normalise(expr: sp.Basic) -> sp.Basic:
+    if isinstance(expr, sp.Sum):
+        result = _normalise(expr.function)
+        for limits in expr.limits:  # innermost first
+            limits, edge = _peel(result, limits)
+            result = _split(result, limits) + edge
+        return result
+    if isinstance(expr, sp.Subs) and all(isinstance(p, (sp.Symbol, sp.Indexed)) for p in expr.point):
+        return expr.doit()  # sigma'(z_p) written one way, as Derivative(sigma(z_p), z_p)
+    if not expr.args or isinstance(expr, (sp.Indexed, sp.Idx)):
+        return expr
+    return expr.func(*(_normalise(arg) for arg in expr.args))
+
+
+_SUMMATION_INDICES: list[sp.Dummy] = []  # the canonical summation index of each nesting height
+
+
+def _summation_index(height: int) -> sp.Dummy:
+    while len(_SUMMATION_INDICES) <= height:
+        _SUMMATION_INDICES.append(sp.Dummy(f"i{len(_SUMMATION_INDICES)}", integer=True))
+    return _SUMMATION_INDICES[height]
+
+
+def _rename(expr: sp.Basic) -> tuple[sp.Basic, int]:
+    """``expr`` with every summation index renamed after its height: 1 + the greatest height of the sums inside."""
+    if isinstance(expr, sp.Sum):
+        summand, height = _rename(expr.function)
+        limits = []
+        for x, lower, upper in expr.limits:  # innermost first
+            index = _summation_index(height)
+            while index != x and index in summand.free_symbols:  # bound outside by an earlier normal form: no capture
+                height += 1
+                index = _summation_index(height)
+            summand, height = summand.xreplace({x: index}), height + 1
+            limits.append((index, lower, upper))
+        return sp.Sum(summand, *limits), height
+    if not expr.args or isinstance(expr, (sp.Indexed, sp.Idx)):
+        return expr, 0
+    renamed = [_rename(arg) for arg in expr.args]
+    return expr.func(*(arg for arg, _ in renamed)), max(height for _, height in renamed)
+
+
+def canonical(expr: sp.Expr) -> sp.Expr:
+    """A normal form for expressions with sums, so that two ways of writing the same sum compare equal.
+
+    Compare ``canonical(lhs)`` with ``canonical(rhs)`` in :func:`bplib.testing.assert_identity` when the two
+    sides hold sums.  The normal form
+
+    - splits every sum over the terms of its expanded summand (linearity) and takes the factors free of the
+      summation index out of it: :math:`\\sum_j c\\, f_j = c \\sum_j f_j`;
+    - writes a sum to :math:`b + c`, for a positive integer :math:`c`, as the sum to :math:`b` and :math:`c` terms
+      (:math:`\\sum_{s=a}^{t+1} f_s = \\sum_{s=a}^{t} f_s + f_{t+1}`, the step of a proof by induction; SymPy's
+      sums follow the convention of M. Karr (1981), "Summation in finite terms", *J. ACM* 28(2), under
+      which this holds for every :math:`t`);
+    - renames every summation index after the nesting height of its sum, so that :math:`\\sum_j f_j` and
+      :math:`\\sum_k f_k` coincide;
+    - writes :math:`\\sigma'(z_p)` one way (``Derivative(sigma(z[p]), z[p])``) and expands the result.
+
+    Every step rewrites the expression into an equal one; nothing is assumed about the sizes.
+    """
+    fn = "canonical"
+    normal = _normalise(sp.expand(_check_expr(fn, "expr", expr)))
+    return sp.expand(_rename(normal)[0])
+
+
+def _entry_of(fn: str, matrix: sp.MatrixBase) -> Callable[..., sp.Expr]:
+    """The entries of a fixed-size matrix as a function of integer indices: two, or one for a vector."""
+
+    def entry(*index: sp.Expr) -> sp.Expr:
+        if len(index) == 1 and 1 in matrix.shape:
+            return matrix[index[0]]
+        if len(index) == 2:
+            return matrix[index]
+        raise ValueError(f"{fn}: argument 'entry' is a {matrix.shape} matrix, which cannot give the entry {index}")
+
+    return entry
+
+
+def replace_entries(
+    expr: sp.Expr, tensor: sp.IndexedBase, entry: Callable[..., sp.Expr] | sp.MatrixBase
+) -> sp.Expr:
+    """``expr`` with every entry ``tensor[i, ...]`` replaced by ``entry(i, ...)``, or by the entry of a matrix.
+
+    Two uses: evaluating at a point given entry by entry (``replace_entries(J_f, u, g)`` puts
+    :math:`u_j = g_j(x)` into a Jacobian), and, after :func:`at_sizes`, naming the entries as a
+    fixed-size matrix names them (``replace_entries(expr, W, net.weights[0])``; a tensor with one index
+    takes the entries of a column vector).  A derivative with respect to a replaced entry becomes a
+    derivative at the new value.
+    """
+    fn = "replace_entries"
+    _check_expr(fn, "expr", expr)
+    if not isinstance(tensor, sp.IndexedBase):
+        raise TypeError(f"{fn}: argument 'tensor' must be a sympy.IndexedBase (see tensors()), got {type(tensor).__name__}")
+    if isinstance(entry, sp.MatrixBase):
+        entry = _entry_of(fn, entry)
+    elif not callable(entry):
+        raise TypeError(
+            f"{fn}: argument 'entry' must be a function of the indices or a sympy.Matrix, got {type(entry).__name__}"
+        )
+
+    def ours(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Indexed) and e.base == tensor
+
+    def by_ours(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Derivative) and any(ours(v) for v, _ in e.variable_count)
+
+    def at_new_values(d: sp.Derivative) -> sp.Expr:  # Derivative(f(u_1), u_1) -> Subs(Derivative(f(t), t), t, g_1)
+        return d.subs({v: entry(*v.indices) for v, _ in d.variable_count if ours(v)})
+
+    return expr.replace(by_ours, at_new_values).replace(ours, lambda e: entry(*e.indices))
+
+
+def at_sizes(
+    expr: sp.Expr, values: dict[sp.Expr, int], matrices: dict[sp.IndexedBase, sp.MatrixBase] | None = None
+) -> sp.Expr:
+    """``expr`` at given sizes and index values, with every sum written out term by term.
+
+    ``values`` maps symbols of :func:`dimensions` and free indices of :func:`indices` to integers, e.g.
+    ``{n: 2, k: 3, p: 1, q: 0}``.  ``matrices`` names the entries of tensors as fixed-size matrices name
+    them, ``{W: net.weights[0], a: net.x}`` (see :func:`replace_entries`), so that the result can be
+    compared with the book's fixed-size expressions (:func:`symbolic_mlp`): the bookkeeping check of a
+    proof for every size.
+    """
+    fn = "at_sizes"
+    _check_expr(fn, "expr", expr)
+    if not isinstance(values, dict):
+        raise TypeError(f"{fn}: argument 'values' must be a dict from symbols to integers, got {type(values).__name__}")
+    if matrices is not None and not isinstance(matrices, dict):
+        raise TypeError(f"{fn}: argument 'matrices' must be a dict from tensors to matrices, got {type(matrices).__name__}")
+    for key, value in values.items():
+        if not isinstance(key, (sp.Symbol, sp.Idx)):
+            raise TypeError(f"{fn}: argument 'values' must have symbols or indices as keys, got {key!r}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{fn}: argument 'values' must give integers, got {value!r} for {key}")
+    values = {key: sp.Integer(value) for key, value in values.items()}
+    for index in (key for key in values if isinstance(key, sp.Idx) and key.lower is not None):
+        lower, upper = (bound.xreplace(values) for bound in (index.lower, index.upper))
+        if not (lower.is_number and upper.is_number and lower <= values[index] <= upper):
+            raise ValueError(
+                f"{fn}: argument 'values' gives {index} = {values[index]}, outside its range [{lower}, {upper}]"
+            )
+    # xreplace, not subs: it replaces a size inside every index and every sum's limits alike
+    result = _evaluate(fn, expr.xreplace(values), {})
+    for tensor, matrix in (matrices or {}).items():
+        if not isinstance(matrix, sp.MatrixBase):
+            raise TypeError(f"{fn}: argument 'matrices' must give sympy matrices, got {type(matrix).__name__} for {tensor}")
+        result = replace_entries(result, tensor, matrix)
+    return result
