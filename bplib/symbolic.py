@@ -441,8 +441,8 @@ def evaluate_in_range(expr: sp.Expr) -> sp.Expr:
     Raises
     ------
     ValueError
-        When a condition on an index holds for some of its values and not for others (or is not linear):
-        the expression then depends on more than the ranges say, and nothing is guessed.
+        When a condition on an index holds for some of its values and not for others, or is not linear in
+        the indices; the expression then depends on more than the ranges say, and nothing is guessed.
     """
     fn = "evaluate_in_range"
     return _evaluate(fn, _check_expr(fn, "expr", expr), {})
