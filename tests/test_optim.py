@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 
+import bplib
 from bplib import optim
 
 F64 = torch.float64
@@ -72,16 +73,9 @@ TORCH_STATE_KEYS = {  # the state torch keeps per parameter, for the options tha
 }
 
 
-class Params(tuple):
-    """A tuple subclass in the engine's order W1, b1, W2, b2, ... with ``.weights`` and ``.biases``, as bplib.Params."""
-
-    @property
-    def weights(self):
-        return tuple(self[0::2])
-
-    @property
-    def biases(self):
-        return tuple(self[1::2])
+def as_params(tensors):
+    """The tensors as a :class:`bplib.Params`, the tuple subclass in which the engine hands out parameters and gradients."""
+    return bplib.Params(tensors, ["W", "b", "s"])
 
 
 def make_problem(generator):
@@ -234,8 +228,9 @@ def test_signature_and_documentation_come_from_the_table(cls):
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[2:]), "the options after lr are keyword-only"
     doc = inspect.getdoc(cls)
     for option in cls.options:
-        default = "required" if option.default is inspect.Parameter.empty else f"default {option.default!r}"
-        assert f"\n{option.name} : " in doc and default in doc.split(f"\n{option.name} : ")[1].splitlines()[0]
+        default = "Required" if option.default is inspect.Parameter.empty else f"Default ``{option.default!r}``"
+        entry = doc.split(f"\n{option.name} : ")[1].splitlines()
+        assert default in entry[1] and option.allowed() in entry[1], f"{cls.__name__}: the documentation of {option.name}"
 
 
 def test_learning_rate_set_between_steps_acts_as_a_schedule(generator):
@@ -317,20 +312,40 @@ def test_amsgrad_switched_on_between_steps_starts_its_maximum_at_zero(generator)
 @pytest.mark.parametrize("cls, torch_cls, options", EVERY_OPTION_ON, ids=[c[0].__name__ for c in EVERY_OPTION_ON])
 def test_a_tuple_subclass_serves_as_params_and_grads(cls, torch_cls, options, generator):
     start, terms = make_problem(generator)
-    as_lists, as_tuples = [p.clone() for p in start], Params(p.clone() for p in start)
+    as_lists, as_tuples = [p.clone() for p in start], as_params(p.clone() for p in start)
     opt_lists, opt_tuples = cls(as_lists, **options), cls(as_tuples, **options)
     assert all(a is b for a, b in zip(opt_tuples.param_groups[0]["params"], as_tuples))
     maximize = options.get("maximize", False)
     for _ in range(20):
         opt_lists.step(handed_grads(terms, as_lists, maximize))
-        grads = Params(handed_grads(terms, as_tuples, maximize))
-        assert isinstance(grads, tuple) and len(grads.weights) == 2
+        grads = as_params(handed_grads(terms, as_tuples, maximize))
+        assert isinstance(grads, tuple) and type(grads) is not tuple
         opt_tuples.step(grads)
     # the same operations on the same numbers: bit for bit the same
     assert all(torch.equal(a, b) for a, b in zip(as_lists, as_tuples)), "a tuple subclass changed the result"
     # and the functional core takes them too
-    step = functional_stepper(cls, options, Params(p.clone() for p in start))
-    step(Params(handed_grads(terms, start, maximize)), 1)
+    by_function = as_params(p.clone() for p in start)
+    functional_stepper(cls, options, by_function)(as_params(handed_grads(terms, start, maximize)), 1)
+    assert not any(torch.equal(a, b) for a, b in zip(by_function, start)), "the functional core updated the Params"
+
+
+def test_weights_and_biases_of_an_mlp_in_two_groups_match_torch():
+    """Decay on the weights only, the usual recipe: the gradients come in the order of the groups."""
+    nets = [bplib.MLP([6, 8, 3], "tanh", "softmax_ce", dtype=F64, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    x = torch.randn(32, 6, generator=torch.Generator().manual_seed(4), dtype=F64)
+    y = torch.randint(3, (32,), generator=torch.Generator().manual_seed(5))
+    groups = [[{"params": net.parameters.weights, "weight_decay": 0.1}, {"params": net.parameters.biases, "weight_decay": 0.0}] for net in nets]
+    opt, ref = optim.AdamW(groups[0], lr=0.01), torch.optim.AdamW(groups[1], lr=0.01, foreach=False)
+    for _ in range(50):
+        _, grads = nets[0].loss_and_grads(x, y)
+        opt.step(grads.weights + grads.biases)
+        _, grads = nets[1].loss_and_grads(x, y)
+        for p, g in zip(nets[1].parameters, grads):
+            p.grad = g
+        ref.step()
+    for i, (a, b) in enumerate(zip(nets[0].parameters, nets[1].parameters)):
+        assert_same(a, b, f"MLP parameter {i} ({nets[0].parameters.names[i]}) after 50 steps of AdamW in two groups")
+    assert opt.state[nets[0].parameters.biases[0]]["step"] == 50
 
 
 def test_parameters_that_require_grad_are_updated():
@@ -377,7 +392,7 @@ def test_clip_grad_norm_returns_the_norm_before_and_keeps_the_direction(generato
 
 
 def test_clip_grad_norm_takes_a_tuple_subclass(generator):
-    grads, copies = Params(random_grads(generator, scale=3.0)), None
+    grads = as_params(random_grads(generator, scale=3.0))
     copies = [g.clone() for g in grads]
     assert_same(optim.clip_grad_norm(grads, 1.0), optim.clip_grad_norm(copies, 1.0), "the norm of a Params")
     assert all(torch.equal(g, c) for g, c in zip(grads, copies))
@@ -465,6 +480,7 @@ def test_bad_hyperparameter_in_a_group_is_named_with_its_group(cls, kwargs, name
         (lambda: optim.RMSprop(one_param(), centered=None), TypeError, r"RMSprop: argument 'centered' must be True or False, got NoneType None"),
         (lambda: optim.Adam(one_param(), betas=(0.9,)), ValueError, r"Adam: argument 'betas' must be a pair \(beta1, beta2\), got \(0.9,\)"),
         (lambda: optim.AdamW(one_param(), betas=0.9), ValueError, r"AdamW: argument 'betas' must be a pair \(beta1, beta2\), got 0.9"),
+        (lambda: optim.Optimizer(one_param()), TypeError, r"^Optimizer: the base class has no update rule; use SGD, Adagrad, RMSprop, Adam or AdamW, or subclass it$"),
         (lambda: optim.SGD(one_param()), TypeError, r"^SGD: missing a required argument: 'lr'; the signature is SGD\(params, lr, \*, momentum=0.0, "),
         (lambda: optim.SGD(one_param(), 0.1, 0.9), TypeError, r"^SGD: too many positional arguments; the signature is SGD\(params, lr, \*, momentum"),
         (lambda: optim.Adam(one_param(), lr=0.1, momentun=0.9), TypeError, r"^Adam: got an unexpected keyword argument 'momentun'; the signature is Adam\(params, lr=0.001, \*, betas"),

@@ -41,7 +41,7 @@ class Option:
     high_open: bool = False
     """Whether ``high`` itself is excluded."""
     elements: tuple[str, ...] = ()
-    """For a pair: the names of its two entries."""
+    """The names of the two entries of a pair, and empty for a flag or a number."""
 
     def check(self, fn: str, value: object, where: str | None = None) -> object:
         """Raise a ``TypeError`` or ``ValueError`` unless ``value`` is allowed; return it (a pair as a tuple).
@@ -100,15 +100,15 @@ def _parameters_section(options: Sequence[Option]) -> str:
     lines = [
         "Parameters",
         "----------",
-        "params : sequence",
-        "    The tensors to optimise (a list, a tuple, a :class:`bplib.Params`...), or a list of parameter groups:",
-        "    dicts with the key ``'params'`` (a sequence of tensors) and any of the options below, which",
-        "    override the defaults for the tensors of that group.",
+        "params",
+        "    The tensors to optimise, a sequence (a list, a tuple, a :class:`~bplib.params.Params`), or a list of",
+        "    parameter groups: dicts with the key ``'params'`` (a sequence of tensors) and any of the options",
+        "    below, which override the defaults for the tensors of that group.",
     ]
     for option in options:
-        kind = "bool" if isinstance(option.default, bool) else "pair of float" if option.elements else "float"
-        default = "required" if option.default is NO_DEFAULT else f"default {option.default!r}"
-        lines += [f"{option.name} : {kind}, {default}", f"    {option.meaning} ({option.allowed()})."]
+        kind = "bool" if isinstance(option.default, bool) else "tuple" if option.elements else "float"
+        default = "Required" if option.default is NO_DEFAULT else f"Default ``{option.default!r}``"
+        lines += [f"{option.name} : {kind}", f"    {option.meaning} ({option.allowed()}).  {default}."]
     return "\n".join(lines)
 
 
@@ -144,8 +144,10 @@ class Optimizer:
         cls.__signature__ = _signature(cls.options)
         cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\n{_parameters_section(cls.options)}"
 
-    def __init__(self, params: Sequence[torch.Tensor] | Sequence[dict], *args: object, **kwargs: object) -> None:
+    def __init__(self, params, *args, **kwargs) -> None:  # the signature of each rule is made from its table
         fn = type(self).__name__
+        if not self.options:
+            raise TypeError(f"{fn}: the base class has no update rule; use SGD, Adagrad, RMSprop, Adam or AdamW, or subclass it")
         try:
             bound = self.__signature__.bind(params, *args, **kwargs)
         except TypeError as error:
@@ -163,7 +165,7 @@ class Optimizer:
 
         ``grads[k]`` is the gradient of the loss with respect to the ``k``-th parameter of
         ``[p for group in opt.param_groups for p in group["params"]]``: with a plain list of
-        tensors, ``params[k]``.  It may be any sequence (a list, a tuple, a :class:`bplib.Params`)
+        tensors, ``params[k]``.  It may be any sequence (a list, a tuple, a :class:`~bplib.params.Params`)
         of tensors, each of the shape, dtype and device of its parameter.  The gradients and the
         hyper-parameters of every group are checked before anything is updated; the gradients
         are not modified.

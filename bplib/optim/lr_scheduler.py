@@ -97,7 +97,7 @@ class ChainableLR(LRScheduler):
         for group in self.optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs: list[float] = [group["initial_lr"] for group in self.optimizer.param_groups]
-        """:math:`\\eta_0` of every group: its ``group["initial_lr"]``."""
+        """The initial rates :math:`\\eta_0`, one per group (their ``group["initial_lr"]``)."""
         self._restart()
 
     def step(self) -> None:
@@ -416,4 +416,4 @@ class ReduceLROnPlateau(LRScheduler):
                 group["lr"] = new_lr
 
 
-__all__ = ["ChainableLR", "CosineAnnealingLR", "LRScheduler", "LinearLR", "ReduceLROnPlateau", "SequentialLR", "StepLR"]
+__all__ = ["LRScheduler", "ChainableLR", "StepLR", "LinearLR", "CosineAnnealingLR", "SequentialLR", "ReduceLROnPlateau"]
