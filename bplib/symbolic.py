@@ -457,7 +457,9 @@ def diff_entry(expr: sp.Expr, entry: sp.Indexed | sp.Symbol) -> sp.Expr:
     """
     fn = "diff_entry"
     if not isinstance(entry, (sp.Indexed, sp.Symbol)):
-        raise TypeError(f"{fn}: argument 'entry' must be an entry such as W[p, q] or a symbol, got {type(entry).__name__}")
+        raise TypeError(
+            f"{fn}: argument 'entry' must be an entry such as W[p, q] or a symbol, got {type(entry).__name__}"
+        )
     return _evaluate(fn, sp.diff(_check_expr(fn, "expr", expr), entry), {})
 
 
@@ -499,13 +501,9 @@ def _normalise(expr: sp.Basic) -> sp.Basic:
     return expr.func(*(_normalise(arg) for arg in expr.args))
 
 
-_SUMMATION_INDICES: list[sp.Dummy] = []  # the canonical summation index of each nesting height
-
-
-def _summation_index(height: int) -> sp.Dummy:
-    while len(_SUMMATION_INDICES) <= height:
-        _SUMMATION_INDICES.append(sp.Dummy(f"i{len(_SUMMATION_INDICES)}", integer=True))
-    return _SUMMATION_INDICES[height]
+def _summation_index(height: int) -> sp.Symbol:
+    """The canonical summation index of a sum of the given height: ι0, ι1, ..."""
+    return sp.Symbol(f"ι{height}", integer=True)
 
 
 def _rename(expr: sp.Basic) -> tuple[sp.Basic, int]:
@@ -577,7 +575,9 @@ def replace_entries(
     fn = "replace_entries"
     _check_expr(fn, "expr", expr)
     if not isinstance(tensor, sp.IndexedBase):
-        raise TypeError(f"{fn}: argument 'tensor' must be a sympy.IndexedBase (see tensors()), got {type(tensor).__name__}")
+        raise TypeError(
+            f"{fn}: argument 'tensor' must be a sympy.IndexedBase (see tensors()), got {type(tensor).__name__}"
+        )
     if isinstance(entry, sp.MatrixBase):
         entry = _entry_of(fn, entry)
     elif not callable(entry):
@@ -613,7 +613,9 @@ def at_sizes(
     if not isinstance(values, dict):
         raise TypeError(f"{fn}: argument 'values' must be a dict from symbols to integers, got {type(values).__name__}")
     if matrices is not None and not isinstance(matrices, dict):
-        raise TypeError(f"{fn}: argument 'matrices' must be a dict from tensors to matrices, got {type(matrices).__name__}")
+        raise TypeError(
+            f"{fn}: argument 'matrices' must be a dict from tensors to matrices, got {type(matrices).__name__}"
+        )
     for key, value in values.items():
         if not isinstance(key, (sp.Symbol, sp.Idx)):
             raise TypeError(f"{fn}: argument 'values' must have symbols or indices as keys, got {key!r}")
@@ -630,6 +632,8 @@ def at_sizes(
     result = _evaluate(fn, expr.xreplace(values), {})
     for tensor, matrix in (matrices or {}).items():
         if not isinstance(matrix, sp.MatrixBase):
-            raise TypeError(f"{fn}: argument 'matrices' must give sympy matrices, got {type(matrix).__name__} for {tensor}")
+            raise TypeError(
+                f"{fn}: argument 'matrices' must give sympy matrices, got {type(matrix).__name__} for {tensor}"
+            )
         result = replace_entries(result, tensor, matrix)
     return result

@@ -110,8 +110,10 @@ def test_output_error_for_mse():
     loss_affine = sp.Sum((z[i] - y[i]) ** 2, i) / 2
     delta_affine = diff_entry(loss_affine, z[p])
     assert_identity(
-        delta_affine, z[p] - y[p], claim="For MSE with an affine output layer, δ^L = z^L - y, for every width", sizes="all"
-    )
+        delta_affine, z[p] - y[p],
+        claim="For MSE with an affine output layer, δ^L = z^L - y, for every width",
+        sizes="all",
+    )  # fmt: skip
 
     assert_sizes_commute(loss, z[p], delta, {n: 3, p: 2}, claim="The MSE output error at n = 3 equals ∂L/∂z_3")
     net = symbolic_mlp([2, 3], "any", "mse")  # its output layer is affine
@@ -142,7 +144,9 @@ def test_output_error_for_softmax_cross_entropy():
         sizes="all",
     )  # fmt: skip
 
-    assert_sizes_commute(loss, z[p], delta, {n: 3, p: 0}, claim="The softmax-CE output error at n = 3 equals ∂L/∂z_1")
+    assert_sizes_commute(
+        loss, z[p], delta, {n: 3, p: 0}, claim="The softmax-CE output error at n = 3 equals ∂L/∂z_1"
+    )
     net = symbolic_mlp([2, 3], "any", "softmax_ce")  # its target sums to one
     for row in range(3):
         assert_identity(
@@ -189,14 +193,16 @@ def test_parameter_gradients_through_z():
     j, q = indices("j q", n_in)
     W, a, b, delta = tensors("W a b delta")
     z = lambda i: sp.Sum(W[i, j] * a[j], j) + b[i]  # noqa: E731  z^l = W^l a^{l-1} + b^l
-    through_z = sp.Sum(delta[i] * z(i), i)  # differentiating this gives Σ_i δ_i ∂z_i/∂θ (δ does not depend on θ)
+    through_z = sp.Sum(delta[i] * z(i), i)  # its derivative is Σ_i δ_i ∂z_i/∂θ: δ does not depend on θ
     dW, db = diff_entry(through_z, W[p, q]), diff_entry(through_z, b[p])
     assert_identity(dW, delta[p] * a[q], claim="∂L/∂W^l = δ^l (a^{l-1})ᵀ, for every pair of widths", sizes="all")
     assert_identity(db, delta[p], claim="∂L/∂b^l = δ^l, for every width", sizes="all")
 
     sizes = {n_out: 2, n_in: 3, p: 1, q: 2}
-    assert_sizes_commute(through_z, W[p, q], dW, sizes, claim="δ_p a_q at widths 3 → 2 equals ∂/∂W_23 of Σ_i δ_i z_i")
-    assert_sizes_commute(through_z, b[p], db, sizes, claim="δ_p at widths 3 → 2 equals ∂/∂b_2 of Σ_i δ_i z_i")
+    for entry, gradient in ((W[p, q], dW), (b[p], db)):
+        assert_sizes_commute(
+            through_z, entry, gradient, sizes, claim=f"∂L/∂{entry} for every width, at widths 3 → 2, equals ∂/∂{entry}"
+        )
 
 
 def test_hidden_layer_recursion():
@@ -218,7 +224,8 @@ def test_hidden_layer_recursion():
     recursion = (W_fixed.T * delta_fixed).multiply_elementwise(z_fixed.applyfunc(sigma_prime))  # as backprop_gradients
     for row in range(3):
         assert_identity(
-            at_sizes(delta_l, {n_next: 2, n_l: 3, p: row}, {W: W_fixed, delta: delta_fixed, z: z_fixed}), recursion[row],
+            at_sizes(delta_l, {n_next: 2, n_l: 3, p: row}, {W: W_fixed, delta: delta_fixed, z: z_fixed}),
+            recursion[row],
             claim="The recursion for every width, at widths 3 → 2, equals the matrix form (Wᵀ δ) ⊙ σ'(z)",
             sizes="widths 3 → 2",
         )  # fmt: skip
@@ -273,7 +280,7 @@ def test_two_layer_network_direct_differentiation_equals_backpropagation():
 
 
 def test_batched_affine_layer():
-    # Rows are samples: Z = A Wᵀ + 1_m bᵀ, and the loss depends on the layer only through Z, with any Δ = ∂L/∂Z.
+    # Rows are samples: Z = A Wᵀ + 1_m bᵀ; the loss depends on the layer only through Z, with any Δ = ∂L/∂Z.
     m, n_out, n_in = dimensions("m n_out n_in")
     s = indices("s", m)
     i, p = indices("i p", n_out)
@@ -312,7 +319,7 @@ def test_gradient_of_the_mean_loss_is_the_mean_of_the_per_sample_gradients():
     for entry, gradient in per_sample.items():
         assert_identity(
             canonical(diff_entry(mean_loss, entry)), canonical(sp.Sum(gradient, s) / m),
-            claim=f"∂L/∂{entry} of the mean loss over a batch of any size m is the mean of the per-sample gradients",
+            claim=f"∂L/∂{entry} of the mean loss over a batch of any size m is the mean of per-sample gradients",
             sizes="all",
         )  # fmt: skip
     Delta = lambda s, i: (sigma(z(s, i)) - Y[s, i]) * sigma_prime(z(s, i)) / m  # noqa: E731  row s: δ_s / m
@@ -328,19 +335,22 @@ def test_gradient_of_the_mean_loss_is_the_mean_of_the_per_sample_gradients():
     )  # fmt: skip
 
     sizes = {m: 2, n: 2, k: 2, p: 1, q: 0}
-    assert_sizes_commute(mean_loss, W[p, q], diff_entry(mean_loss, W[p, q]), sizes,
-                         claim="The batch gradient for every m, at m = 2, equals ∂/∂W_21 of the written-out mean loss")  # fmt: skip
+    assert_sizes_commute(
+        mean_loss, W[p, q], diff_entry(mean_loss, W[p, q]), sizes,
+        claim="The batch gradient for every m, at m = 2, equals ∂/∂W_21 of the written-out mean loss",
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------- chapter 6
 
 
 def test_variance_of_a_pre_activation():
-    # z = Σ_{j<n} w_j a_j.  E is linear, so it goes into the sums term by term; then each term uses
-    #   (A1) the weights are independent of the activations: E[w_j w_l a_j a_l] = E[w_j w_l] E[a_j a_l];
+    # z = Σ_{j<n} w_j a_j.  E is linear, so it goes into the (finite) sums term by term; each term then uses
+    #   (A1) the weights are independent of the activations: E[w_j a_j] = E[w_j] E[a_j],
+    #        E[w_j w_l a_j a_l] = E[w_j w_l] E[a_j a_l];
     #   (A2) the weights are independent, zero-mean, of variance v: E[w_j] = 0, E[w_j w_l] = v [j = l];
-    #   (A3) the activations are identically distributed: E[a_j] = μ, E[a_j²] = s (they may depend on each other:
-    #        E[a_j a_l] = M_jl is any matrix with diagonal s).
+    #   (A3) the activations have E[a_j] = μ and E[a_j²] = s for every j; they may depend on each other:
+    #        E[a_j a_l] = M_jl is any matrix with diagonal s.
     n = dimensions("n")
     j, l = indices("j l", n)
     w, a, M = tensors("w a M")
@@ -350,9 +360,10 @@ def test_variance_of_a_pre_activation():
     z_squared = sp.Sum(sp.Sum(w[j] * a[j] * w[l] * a[l], l), j)
     assert_identity(canonical(z_squared), canonical(z**2), claim="z² = Σ_j Σ_l w_j a_j w_l a_l", sizes="all")
 
-    mean_w = sp.Symbol("E_w", real=True)
-    mean_z = evaluate_in_range(sp.Sum(mean_w * mu, j)).subs(mean_w, 0)  # Σ_j E[w_j] E[a_j], by (A1), (A3), then (A2)
-    second_moment = evaluate_in_range(sp.Sum(sp.Sum(v * sp.KroneckerDelta(j, l) * M[j, l], l), j))  # (A1), (A2)
+    E_w, E_ww = 0, v * sp.KroneckerDelta(j, l)  # (A2)
+    E_a, E_aa = mu, M[j, l]  # (A3)
+    mean_z = evaluate_in_range(sp.Sum(E_w * E_a, j))  # E[z] = Σ_j E[w_j] E[a_j], (A1)
+    second_moment = evaluate_in_range(sp.Sum(sp.Sum(E_ww * E_aa, l), j))  # E[z²] = Σ_j Σ_l E[w_j w_l] E[a_j a_l]
     second_moment = evaluate_in_range(replace_entries(second_moment, M, lambda j, l: s if j == l else M[j, l]))  # (A3)
     assert_identity(mean_z, 0, claim="E[z] = 0 for z = Σ_j w_j a_j with zero-mean weights, any n", sizes="all")
     variance = second_moment - mean_z**2
@@ -391,15 +402,17 @@ def test_variance_of_a_pre_activation():
 
 
 def test_variance_of_a_backpropagated_error():
-    # δ_j = σ'(z_j) Σ_{i<n_out} W_ij δ'_i, with δ' = δ^{l+1}.  Assumptions, as in Glorot and Bengio (2010):
-    #   (B1) the weights W^{l+1} are independent of δ^{l+1} and of z^l;
-    #   (B2) they are independent, zero-mean, of variance v: E[W_ij W_rj] = v [i = r];
-    #   (B3) E[δ'_i δ'_r] = D_ir with diagonal d (identically distributed errors), E[σ'(z_j)²] = c.
-    n_out, n_l = dimensions("n_out n_l")
+    # δ_j = σ'(z_j) Σ_{i<n_out} W_ij δ'_i, with δ' = δ^{l+1}, W = W^{l+1}.  E goes into the sums; each term uses
+    #   (B1) σ'(z_j), W and δ' are treated as independent (the approximation of Glorot and Bengio (2010): δ'
+    #        depends on z through the layers above), so E[σ'(z_j)² W_ij W_rj δ'_i δ'_r] factorises;
+    #   (B2) the weights are independent, zero-mean, of variance v: E[W_ij W_rj] = v [i = r];
+    #   (B3) E[σ'(z_j)²] = c, and E[δ'_i δ'_r] = D_ir, any matrix with diagonal d.
+    n_out = dimensions("n_out")
     i, r = indices("i r", n_out)
-    W, D = tensors("W D")
+    D = tensors("D")
     v, d, c = sp.symbols("v d c", positive=True)
-    second_moment = evaluate_in_range(c * sp.Sum(sp.Sum(v * sp.KroneckerDelta(i, r) * D[i, r], r), i))  # (B1), (B2)
+    E_WW, E_dd = v * sp.KroneckerDelta(i, r), D[i, r]  # (B2), (B3)
+    second_moment = evaluate_in_range(c * sp.Sum(sp.Sum(E_WW * E_dd, r), i))  # (B1)
     second_moment = evaluate_in_range(replace_entries(second_moment, D, lambda i, r: d if i == r else D[i, r]))  # (B3)
     assert_identity(
         second_moment, n_out * v * c * d,
@@ -408,7 +421,7 @@ def test_variance_of_a_backpropagated_error():
     )  # fmt: skip
     assert_identity(
         second_moment.subs({v: 1 / n_out, c: 1}), d,
-        claim="Xavier's backward condition: with σ' ≈ 1, Var[w] = 1/n_out keeps the error's second moment, any n_out",
+        claim="Xavier's backward condition: with σ' ≈ 1, Var[w] = 1/n_out keeps E[δ²] through a layer, any n_out",
         sizes="all",
     )  # fmt: skip
 
@@ -427,7 +440,7 @@ def test_momentum_unrolled_for_every_step():
                     sizes="all")  # fmt: skip
     assert_identity(
         canonical(buffer.subs(t, t + 1)), canonical(mu * buffer + (1 - tau) * g[t + 1]),
-        claim="b_t = μ^(t-1) g_1 + (1 - τ) Σ_(s=2..t) μ^(t-s) g_s satisfies b_(t+1) = μ b_t + (1 - τ) g_(t+1), every t",
+        claim="b_t = μ^(t-1) g_1 + (1 - τ) Σ_(s=2..t) μ^(t-s) g_s obeys b_(t+1) = μ b_t + (1 - τ) g_(t+1), all t",
         sizes="all",
     )  # fmt: skip
 
@@ -443,7 +456,7 @@ def test_momentum_unrolled_for_every_step():
         )  # fmt: skip
     assert_identity(
         closed - 1, (mu - tau) * (1 - mu ** (t - 1)) / (1 - mu),
-        claim="The momentum weights sum to 1 + (μ - τ)(1 - μ^(t-1))/(1 - μ): to 1 for every t ≥ 2 only when τ = μ",
+        claim="The momentum weights sum to 1 + (μ - τ)(1 - μ^(t-1))/(1 - μ): to 1 for all t ≥ 2 only if τ = μ",
         sizes="all",
     )  # fmt: skip
 
@@ -452,10 +465,14 @@ def test_momentum_unrolled_for_every_step():
     for step in range(1, 7):
         if step > 1:
             recursion = mu * recursion + (1 - tau) * g[step]
-        assert_identity(at_sizes(buffer, {t: step}), recursion, claim=f"The unrolled buffer at t = {step} equals the recursion",
-                        sizes=f"t = {step}")  # fmt: skip
-        assert_identity(closed.subs(t, step), recursion.replace(lambda e: isinstance(e, sp.Indexed), lambda e: 1),
-                        claim=f"The closed weight sum at t = {step} equals the recursion's weights", sizes=f"t = {step}")  # fmt: skip
+        assert_identity(
+            at_sizes(buffer, {t: step}), recursion,
+            claim=f"The unrolled buffer at t = {step} equals the recursion", sizes=f"t = {step}",
+        )  # fmt: skip
+        assert_identity(
+            closed.subs(t, step), recursion.replace(lambda e: isinstance(e, sp.Indexed), lambda e: 1),
+            claim=f"The closed weight sum at t = {step} equals the recursion's weights", sizes=f"t = {step}",
+        )  # fmt: skip
 
 
 def test_adam_bias_correction_for_every_step():
@@ -469,7 +486,7 @@ def test_adam_bias_correction_for_every_step():
     assert_identity(evaluate_in_range(average.subs(t, 0)), 0, claim="The unrolled average gives m_0 = 0", sizes="all")
     assert_identity(
         canonical(average.subs(t, t + 1)), canonical(beta * average + (1 - beta) * g[t + 1]),
-        claim="m_t = (1 - β₁) Σ_(s=1..t) β₁^(t-s) g_s satisfies m_(t+1) = β₁ m_t + (1 - β₁) g_(t+1), every t",
+        claim="m_t = (1 - β₁) Σ_(s=1..t) β₁^(t-s) g_s obeys m_(t+1) = β₁ m_t + (1 - β₁) g_(t+1), every t",
         sizes="all",
     )  # fmt: skip
     expected = average.replace(lambda e: isinstance(e, sp.Indexed) and e.base == g, lambda e: g_bar)  # linearity of E
@@ -479,10 +496,12 @@ def test_adam_bias_correction_for_every_step():
     for expr, name in ((expected, "E[m_t]"), (closed, "(1 - β₁^t) E[g]")):
         assert_identity(
             canonical(expr.subs(t, t + 1)), canonical(beta * expr + (1 - beta) * g_bar),
-            claim=f"{name} satisfies e_(t+1) = β₁ e_t + (1 - β₁) E[g], every t: E[m_t] = (1 - β₁^t) E[g] by induction",
+            claim=f"{name} obeys e_(t+1) = β₁ e_t + (1 - β₁) E[g], every t: E[m_t] = (1 - β₁^t) E[g] by induction",
             sizes="all",
         )  # fmt: skip
-    assert_identity(closed / (1 - beta**t), g_bar, claim="Adam's m̂_t = m_t/(1 - β₁^t) is unbiased, every t", sizes="all")
+    assert_identity(
+        closed / (1 - beta**t), g_bar, claim="Adam's m̂_t = m_t/(1 - β₁^t) is unbiased, every t", sizes="all"
+    )
 
     recursion = 0
     for step in range(1, 7):
@@ -511,7 +530,7 @@ def test_neural_tangent_kernel_of_one_layer_factorises():
     kernel = sp.Sum(sp.Sum(dW * dW2, q), p) + sp.Sum(db * db2, p)  # ⟨∂f/∂W, ∂f/∂W'⟩_F + ⟨∂f/∂b, ∂f/∂b'⟩
     assert_identity(
         canonical(kernel), canonical(sp.Sum(delta[p] * delta2[p], p) * (sp.Sum(a[q] * a2[q], q) + 1)),
-        claim="Layer l's term of the empirical NTK is (δ^l · δ'^l)(a^{l-1} · a'^{l-1} + 1), for every pair of widths",
+        claim="Layer l's term of the empirical NTK is (δ^l · δ'^l)(a^{l-1} · a'^{l-1} + 1), for all widths",
         sizes="all",
     )  # fmt: skip
 
@@ -525,7 +544,8 @@ def test_neural_tangent_kernel_of_one_layer_factorises():
     deltas = [(net.weights[1].T * sp.Matrix([1])).multiply_elementwise(net.z[0].applyfunc(sigma_prime)), sp.Matrix([1])]
     ntk_layers = 0
     for layer, width in ((0, (3, 2)), (1, (1, 3))):
-        names = {a: net.a[layer], a2: net.a[layer].xreplace(at_x2), delta: deltas[layer], delta2: deltas[layer].xreplace(at_x2)}
+        names = {a: net.a[layer], delta: deltas[layer]}
+        names |= {a2: names[a].xreplace(at_x2), delta2: names[delta].xreplace(at_x2)}
         ntk_layers += at_sizes(kernel, {n_out: width[0], n_in: width[1]}, names)
     assert_identity(
         ntk_layers, ntk_contraction,

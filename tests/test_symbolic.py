@@ -170,6 +170,8 @@ def test_canonical_normal_form():
     assert canonical(sp.Sum(sp.Sum(a[i] * b[j], j), i)) == canonical(sp.Sum(a[i], i) * sp.Sum(b[j], j))
     s = sp.Symbol("s", integer=True)
     assert canonical(sp.Sum(g[s], (s, 1, t + 1))) == canonical(sp.Sum(g[s], (s, 1, t)) + g[t + 1])
+    iota = sp.Symbol("ι0", integer=True)  # the name canonical gives innermost summation indices: never captured
+    assert iota in canonical(sp.Sum(b[j] * g[j + iota], j)).free_symbols
     sigma, z = sp.Function("sigma"), tensors("z")
     point = sp.Symbol("point")
     assert canonical(sp.diff(sigma(point), point).subs(point, z[i])) == sp.Derivative(sigma(z[i]), z[i])
