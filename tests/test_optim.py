@@ -510,6 +510,15 @@ def test_constructor_errors(call, error, pattern):
         call()
 
 
+@pytest.mark.parametrize("cls, name", [(optim.Adam, "lr"), (optim.SGD, "momentum"), (optim.RMSprop, "alpha")])
+def test_setting_a_hyperparameter_as_an_attribute_is_refused(cls, name):
+    opt = cls(one_param(), lr=0.1)
+    pattern = rf"^{cls.__name__}: '{name}' is a hyper-parameter of every parameter group; set group\['{name}'\] = \.\.\. for each group"
+    with pytest.raises(AttributeError, match=pattern):
+        setattr(opt, name, 0.5)
+    assert opt.param_groups[0][name] == opt.defaults[name] != 0.5
+
+
 def test_betas_given_as_a_list_are_stored_as_a_pair():
     opt = optim.Adam([{"params": one_param(), "betas": [0.8, 0.9]}], betas=[0.7, 0.99])
     assert opt.defaults["betas"] == (0.7, 0.99) and opt.param_groups[0]["betas"] == (0.8, 0.9)

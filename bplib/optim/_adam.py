@@ -189,6 +189,6 @@ class AdamW(Adam):
     """
 
     options = _adam_options(
-        Option("weight_decay", 1e-2, r"The decoupled decay :math:`\lambda`: the weights shrink by :math:`\gamma\lambda`")
+        Option("weight_decay", 1e-2, r"The decoupled decay :math:`\lambda`: weights shrink by :math:`\gamma\lambda`")
     )
     _rule = staticmethod(_adamw)

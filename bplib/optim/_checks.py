@@ -39,7 +39,8 @@ def check_real(
     above = low < value if low_open else low <= value
     below = high is None or (value < high if high_open else value <= high)
     if not math.isfinite(value) or not (above and below):  # NaN fails every comparison
-        raise ValueError(f"{fn}: {subject} must be {interval(low, high, low_open=low_open, high_open=high_open)}, got {value!r}")
+        allowed = interval(low, high, low_open=low_open, high_open=high_open)
+        raise ValueError(f"{fn}: {subject} must be {allowed}, got {value!r}")
 
 
 def interval(low: float, high: float | None, *, low_open: bool = False, high_open: bool = False) -> str:
@@ -68,7 +69,9 @@ def check_sequence(fn: str, name: str, xs: object, what: str) -> None:
     if isinstance(xs, torch.Tensor):
         raise TypeError(f"{fn}: argument '{name}' must be a sequence of {what}, got a single tensor; wrap it in a list")
     if not isinstance(xs, Sequence):
-        raise TypeError(f"{fn}: argument '{name}' must be a sequence (list or tuple) of {what}, got {type(xs).__name__}")
+        raise TypeError(
+            f"{fn}: argument '{name}' must be a sequence (list or tuple) of {what}, got {type(xs).__name__}"
+        )
 
 
 def check_params(fn: str, params: object) -> None:
@@ -108,7 +111,9 @@ def check_tensor_list(
     into it).  ``param_names[i]`` names ``params[i]`` in the messages (default ``"params[i]"``).
     """
     if state and not isinstance(xs, list):
-        raise TypeError(f"{fn}: argument '{name}' must be a list of tensors, one per parameter, got {type(xs).__name__}")
+        raise TypeError(
+            f"{fn}: argument '{name}' must be a list of tensors, one per parameter, got {type(xs).__name__}"
+        )
     check_sequence(fn, name, xs, "tensors, one per parameter")
     if len(xs) != len(params):
         raise ValueError(f"{fn}: argument '{name}' must hold {len(params)} tensors, one per parameter, got {len(xs)}")

@@ -26,8 +26,8 @@ def clip_grad_norm(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tens
     the tensors concatenated into one vector, computed as the norm of the per-tensor norms.
     A non-finite norm is returned as is, and makes the gradients non-finite (as torch's default).
 
-    ``grads``: a non-empty sequence (list, tuple, :class:`~bplib.params.Params`) of floating tensors of one dtype and device.
-    Returns a 0-d tensor of that dtype and device.
+    ``grads``: a non-empty sequence (list, tuple, :class:`~bplib.params.Params`) of floating
+    tensors of one dtype and device.  Returns a 0-d tensor of that dtype and device.
     """
     fn = "clip_grad_norm"
     check_sequence(fn, "grads", grads, "tensors")

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import argument, check_distinct_tensors, check_flag, check_real, check_sequence, check_tensor_list, interval
+from ._checks import (
+    argument,
+    check_distinct_tensors,
+    check_flag,
+    check_real,
+    check_sequence,
+    check_tensor_list,
+    interval,
+)
 
 NO_DEFAULT = inspect.Parameter.empty  # Python's own marker of a parameter without a default
 
@@ -53,7 +61,8 @@ class Option:
             check_flag(fn, _subject(self.name, where), value)
         elif self.elements:
             if not (isinstance(value, (tuple, list)) and len(value) == len(self.elements)):
-                raise ValueError(f"{fn}: {_subject(self.name, where)} must be a pair ({', '.join(self.elements)}), got {value!r}")
+                pair = ", ".join(self.elements)
+                raise ValueError(f"{fn}: {_subject(self.name, where)} must be a pair ({pair}), got {value!r}")
             for i, entry in enumerate(value):
                 self._check_number(fn, entry, _subject(self.name, where, f"[{i}]"))
             return tuple(value)
@@ -147,7 +156,9 @@ class Optimizer:
     def __init__(self, params, *args, **kwargs) -> None:  # the signature of each rule is made from its table
         fn = type(self).__name__
         if not self.options:
-            raise TypeError(f"{fn}: the base class has no update rule; use SGD, Adagrad, RMSprop, Adam or AdamW, or subclass it")
+            raise TypeError(
+                f"{fn}: the base class has no update rule; use SGD, Adagrad, RMSprop, Adam or AdamW, or subclass it"
+            )
         try:
             bound = self.__signature__.bind(params, *args, **kwargs)
         except TypeError as error:
@@ -159,6 +170,16 @@ class Optimizer:
         self._check_combination(fn, self.defaults, None)
         self.param_groups: list[dict[str, object]] = self._groups(fn, params)
         self.state: dict[torch.Tensor, dict[str, object]] = {p: {} for p in self._parameters()}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # opt.lr = ... would set an attribute that no step reads: the hyper-parameters live in the groups
+        if name in {option.name for option in self.options}:
+            raise AttributeError(
+                f"{type(self).__name__}: '{name}' is a hyper-parameter of every parameter group; "
+                f"set group[{name!r}] = ... for each group in opt.param_groups "
+                f"(a schedule of bplib.optim.lr_scheduler does it for lr)"
+            )
+        super().__setattr__(name, value)
 
     def step(self, grads: Sequence[torch.Tensor]) -> None:
         """Update every parameter in place, given one gradient per parameter.
@@ -213,7 +234,9 @@ class Optimizer:
         """The parameter groups, checked: one from a sequence of tensors, or one per dict."""
         check_sequence(fn, "params", params, "tensors or of parameter groups (dicts)")
         if len(params) == 0:
-            raise ValueError(f"{fn}: argument 'params' must hold at least one tensor, got an empty {type(params).__name__}")
+            raise ValueError(
+                f"{fn}: argument 'params' must hold at least one tensor, got an empty {type(params).__name__}"
+            )
         if not isinstance(params[0], dict):
             check_distinct_tensors(fn, params, [f"params[{j}]" for j in range(len(params))])
             return [{"params": list(params), **self.defaults}]
@@ -230,15 +253,23 @@ class Optimizer:
                 f"got {type(group).__name__}"
             )
         if "params" not in group:
-            raise ValueError(f"{fn}: {where} has no key 'params'; a parameter group is {{'params': [tensors], option: value, ...}}")
+            raise ValueError(
+                f"{fn}: {where} has no key 'params'; a parameter group is {{'params': [tensors], option: value, ...}}"
+            )
         names = [option.name for option in self.options]
         unknown = [key for key in group if key != "params" and key not in names]
         if unknown:
-            raise ValueError(f"{fn}: {where} has the key {unknown[0]!r}, which is no option of {fn}; its options are {', '.join(names)}")
+            raise ValueError(
+                f"{fn}: {where} has the key {unknown[0]!r}, which is no option of {fn}; "
+                f"its options are {', '.join(names)}"
+            )
         tensors = group["params"]
         check_sequence(fn, f"{where}['params']", tensors, "tensors")
         if len(tensors) == 0:
-            raise ValueError(f"{fn}: argument '{where}['params']' must hold at least one tensor, got an empty {type(tensors).__name__}")
+            raise ValueError(
+                f"{fn}: argument '{where}['params']' must hold at least one tensor, "
+                f"got an empty {type(tensors).__name__}"
+            )
         overrides = self._checked(fn, {key: value for key, value in group.items() if key != "params"}, where)
         checked = {"params": list(tensors), **self.defaults, **overrides}
         self._check_combination(fn, checked, where)
@@ -251,7 +282,11 @@ class Optimizer:
         """How the messages name each parameter: ``params[k]`` with one group, ``param_groups[i]['params'][j]`` else."""
         if len(self.param_groups) == 1:
             return [f"params[{j}]" for j in range(len(self.param_groups[0]["params"]))]
-        return [f"param_groups[{i}]['params'][{j}]" for i, g in enumerate(self.param_groups) for j in range(len(g["params"]))]
+        return [
+            f"param_groups[{i}]['params'][{j}]"
+            for i, group in enumerate(self.param_groups)
+            for j in range(len(group["params"]))
+        ]
 
     def _advance_state(self, p: torch.Tensor, group: Mapping[str, object]) -> dict[str, object]:
         """Count this step in ``state[p]["step"]`` and create the state tensors the group's options need."""

@@ -99,7 +99,7 @@ class SGD(Optimizer):
         Option("lr", NO_DEFAULT, r"The learning rate :math:`\gamma`"),
         Option("momentum", 0.0, r"The momentum :math:`\mu`"),
         Option("dampening", 0.0, r"The dampening :math:`\tau`", high=1.0),
-        Option("nesterov", False, "Nesterov momentum instead of the heavy ball; requires momentum > 0 and dampening = 0"),
+        Option("nesterov", False, "Nesterov momentum instead of the heavy ball; needs momentum > 0 and dampening = 0"),
         Option("weight_decay", 0.0, r"The L2 penalty :math:`\lambda`, added to the gradient"),
         Option("maximize", False, "Ascend: the gradient is negated first"),
     )

@@ -60,7 +60,8 @@ class LRScheduler:
         fn = type(self).__name__
         if not isinstance(optimizer, Optimizer):
             kind = f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
-            hint = "; torch's optimisers take the schedules of torch.optim.lr_scheduler" if isinstance(optimizer, torch.optim.Optimizer) else ""
+            torch_optimiser = isinstance(optimizer, torch.optim.Optimizer)
+            hint = "; torch's optimisers take the schedules of torch.optim.lr_scheduler" if torch_optimiser else ""
             raise TypeError(
                 f"{fn}: argument 'optimizer' must be an optimiser of bplib.optim (SGD, Adagrad, RMSprop, Adam, AdamW), "
                 f"got {kind}{hint}"
@@ -85,7 +86,7 @@ class LRScheduler:
 
 
 class ChainableLR(LRScheduler):
-    r"""The base of the schedules :math:`\eta_t = \eta_0 f(t)` that have a closed form, applied recursively as torch does.
+    r"""The base of the schedules :math:`\eta_t = \eta_0 f(t)` with a closed form, applied recursively as torch does.
 
     The constructor sets ``group["initial_lr"]`` where it is missing, and the rate for :math:`t = 0`;
     ``step()`` then advances :math:`t` and sets :math:`\eta_t` from the current ``group["lr"]`` by the
@@ -110,7 +111,7 @@ class ChainableLR(LRScheduler):
         raise NotImplementedError(f"{type(self).__name__} does not implement closed_form_lr")
 
     def _recursive_lrs(self) -> list[float]:
-        """:math:`\\eta_t` of every group from the current rates (torch's ``get_lr``), with ``last_epoch`` already at t."""
+        """:math:`\\eta_t` of every group from the current rates (torch's ``get_lr``); ``last_epoch`` is already t."""
         raise NotImplementedError(f"{type(self).__name__} does not implement _recursive_lrs")
 
     def _restart(self, closed_form: bool = False) -> None:
@@ -150,7 +151,7 @@ class StepLR(ChainableLR):
 
 
 class LinearLR(ChainableLR):
-    r"""Change the learning rate linearly from ``start_factor`` to ``end_factor`` times :math:`\eta_0` in ``total_iters`` steps.
+    r"""Change the rate linearly from ``start_factor`` to ``end_factor`` times :math:`\eta_0` in ``total_iters`` steps.
 
     .. math::
 
@@ -246,7 +247,7 @@ class CosineAnnealingLR(ChainableLR):
 
 
 class SequentialLR(LRScheduler):
-    r"""Run ``schedulers[0]`` until step ``milestones[0]``, then ``schedulers[1]``, and so on: e.g. warm-up, then cosine.
+    r"""Run ``schedulers[0]`` until step ``milestones[0]``, then ``schedulers[1]``, and so on (warm-up, then cosine).
 
     With milestones :math:`m_1 < m_2 < \dots`, at :math:`t \in [m_k, m_{k+1})` schedule :math:`k + 1`
     runs on its own count :math:`t - m_k`.  At :math:`t = m_k` it starts at its closed form for
@@ -264,20 +265,24 @@ class SequentialLR(LRScheduler):
         super().__init__(optimizer)
         check_sequence(fn, "schedulers", schedulers, "schedules")
         if len(schedulers) == 0:
-            raise ValueError(f"{fn}: argument 'schedulers' must hold at least one schedule, got an empty {type(schedulers).__name__}")
+            raise ValueError(
+                f"{fn}: argument 'schedulers' must hold at least one schedule, got an empty {type(schedulers).__name__}"
+            )
         for i, scheduler in enumerate(schedulers):
             if not isinstance(scheduler, ChainableLR):
                 raise TypeError(
-                    f"{fn}: argument 'schedulers[{i}]' must be a StepLR, LinearLR or CosineAnnealingLR (a ChainableLR), "
-                    f"got {type(scheduler).__name__}"
+                    f"{fn}: argument 'schedulers[{i}]' must be a StepLR, LinearLR or CosineAnnealingLR "
+                    f"(a ChainableLR), got {type(scheduler).__name__}"
                 )
             if scheduler.optimizer is not optimizer:
-                raise ValueError(f"{fn}: argument 'schedulers[{i}]' schedules another optimiser than argument 'optimizer'")
+                raise ValueError(
+                    f"{fn}: argument 'schedulers[{i}]' schedules another optimiser than argument 'optimizer'"
+                )
         check_sequence(fn, "milestones", milestones, "integers")
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
-                f"{fn}: argument 'milestones' must hold one step number fewer than 'schedulers' ({len(schedulers) - 1}), "
-                f"got {len(milestones)}"
+                f"{fn}: argument 'milestones' must hold one step number fewer than 'schedulers' "
+                f"({len(schedulers) - 1}), got {len(milestones)}"
             )
         for i, milestone in enumerate(milestones):
             check_integer(fn, argument(f"milestones[{i}]"), milestone, 1 if i == 0 else milestones[i - 1] + 1)
@@ -353,7 +358,9 @@ class ReduceLROnPlateau(LRScheduler):
         groups = len(optimizer.param_groups)
         if isinstance(min_lr, Sequence):
             if len(min_lr) != groups:
-                raise ValueError(f"{fn}: argument 'min_lr' must hold one rate per parameter group ({groups}), got {len(min_lr)}")
+                raise ValueError(
+                    f"{fn}: argument 'min_lr' must hold one rate per parameter group ({groups}), got {len(min_lr)}"
+                )
             for i, lr in enumerate(min_lr):
                 check_real(fn, argument(f"min_lr[{i}]"), lr, 0.0)
             self.min_lrs = list(min_lr)
@@ -391,10 +398,14 @@ class ReduceLROnPlateau(LRScheduler):
         fn = "ReduceLROnPlateau.step"
         if isinstance(metrics, torch.Tensor):
             if metrics.dim() != 0:
-                raise ValueError(f"{fn}: argument 'metrics' must be a number or a 0-d tensor, got a tensor of shape {tuple(metrics.shape)}")
+                shape = tuple(metrics.shape)
+                raise ValueError(
+                    f"{fn}: argument 'metrics' must be a number or a 0-d tensor, got a tensor of shape {shape}"
+                )
             metrics = metrics.item()
         if isinstance(metrics, bool) or not isinstance(metrics, (int, float)):
-            raise TypeError(f"{fn}: argument 'metrics' must be a real number or a 0-d tensor, got {type(metrics).__name__} {metrics!r}")
+            kind = type(metrics).__name__
+            raise TypeError(f"{fn}: argument 'metrics' must be a real number or a 0-d tensor, got {kind} {metrics!r}")
         if not math.isfinite(metrics):
             raise ValueError(f"{fn}: argument 'metrics' must be a finite number, got {metrics!r}")
         return float(metrics)
