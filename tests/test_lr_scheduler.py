@@ -15,7 +15,7 @@ import torch
 
 from bplib import optim
 from bplib.optim import lr_scheduler
-from tests.test_optim import F64, handed_grads, make_problem
+from .test_optim import F64, handed_grads, make_problem
 
 # The rates are Python floats computed by the same expressions in the same order as torch's, so they
 # agree to the last bit; we ask for 1e-12 relative, with no absolute floor (a rate of 0 must be 0).
