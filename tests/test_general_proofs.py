@@ -299,10 +299,33 @@ def test_batched_affine_layer():
         sizes="all",
     )  # fmt: skip
     s_out = indices("s'", m)
+    dA = diff_entry(through_Z, A[s_out, q])
     assert_identity(
-        canonical(diff_entry(through_Z, A[s_out, q])), canonical(sp.Sum(Delta[s_out, i] * W[i, q], i)),
+        canonical(dA), canonical(sp.Sum(Delta[s_out, i] * W[i, q], i)),
         claim="For a batched affine layer, ∂L/∂A = Δ W, for every batch size and widths",
         sizes="all",
+    )  # fmt: skip
+
+    # bookkeeping: at m = 3, widths 2 → 2 the entries equal the matrix products of chapter 5's fixed-size proof
+    A_fixed, W_fixed = sp.Matrix(3, 2, sp.symbols("a_1:7")), sp.Matrix(2, 2, sp.symbols("w_1:5"))
+    Delta_fixed = sp.Matrix(3, 2, sp.symbols("Delta_1:7"))
+    names, sizes = {A: A_fixed, W: W_fixed, Delta: Delta_fixed}, {m: 3, n_out: 2, n_in: 2}
+    for row, col in ((0, 1), (1, 0)):
+        assert_identity(
+            at_sizes(diff_entry(through_Z, W[p, q]), {**sizes, p: row, q: col}, names),
+            (Delta_fixed.T * A_fixed)[row, col],
+            claim="∂L/∂W for every size, at m = 3 and widths 2 → 2, equals the matrix product Δᵀ A",
+            sizes="m = 3, widths 2 → 2",
+        )  # fmt: skip
+        assert_identity(
+            at_sizes(dA, {**sizes, s_out: 2 * row, q: col}, names), (Delta_fixed * W_fixed)[2 * row, col],
+            claim="∂L/∂A for every size, at m = 3 and widths 2 → 2, equals the matrix product Δ W",
+            sizes="m = 3, widths 2 → 2",
+        )  # fmt: skip
+    assert_identity(
+        at_sizes(diff_entry(through_Z, b[p]), {**sizes, p: 1}, names), (Delta_fixed.T * sp.ones(3, 1))[1],
+        claim="∂L/∂b for every size, at m = 3 and widths 2 → 2, equals Δᵀ 1_m",
+        sizes="m = 3, widths 2 → 2",
     )  # fmt: skip
 
 
@@ -418,6 +441,16 @@ def test_variance_of_a_backpropagated_error():
         second_moment, n_out * v * c * d,
         claim="E[(δ^l_j)²] = n_out Var[w] E[σ'²] E[(δ^{l+1})²] under the independence assumptions, any n_out",
         sizes="all",
+    )  # fmt: skip
+    # bookkeeping: at n_out = 2 with sympy.stats (normal weights, uniform errors, σ'(z_j) = κ), all independent
+    kappa = sp.Symbol("kappa", positive=True)
+    weights = [Normal(f"W_{r_}", 0, sp.sqrt(v)) for r_ in range(2)]
+    errors = [Uniform(f"delta_{r_}", 0, 1) for r_ in range(2)]
+    delta_j = kappa * sum(W_r * d_r for W_r, d_r in zip(weights, errors))
+    assert_identity(
+        E(sp.expand(delta_j**2)), second_moment.subs({n_out: 2, c: kappa**2, d: sp.Rational(1, 3)}),
+        claim="E[δ_j²] = n_out Var[w] E[σ'²] E[δ'²] at n_out = 2 equals sympy.stats' expectation",
+        sizes="n_out = 2",
     )  # fmt: skip
     assert_identity(
         second_moment.subs({v: 1 / n_out, c: 1}), d,
