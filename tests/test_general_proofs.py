@@ -469,8 +469,10 @@ def test_momentum_unrolled_for_every_step():
     mu, tau = sp.symbols("mu tau", positive=True)
     g = tensors("g")
     buffer = mu ** (t - 1) * g[1] + (1 - tau) * sp.Sum(mu ** (t - s) * g[s], (s, 2, t))  # the claimed b_t
-    assert_identity(evaluate_in_range(buffer.subs(t, 1)), g[1], claim="The unrolled momentum buffer gives b_1 = g_1",
-                    sizes="all")  # fmt: skip
+    assert_identity(
+        evaluate_in_range(buffer.subs(t, 1)), g[1],
+        claim="The unrolled momentum buffer gives b_1 = g_1", sizes="t = 1, the start of the induction",
+    )  # fmt: skip
     assert_identity(
         canonical(buffer.subs(t, t + 1)), canonical(mu * buffer + (1 - tau) * g[t + 1]),
         claim="b_t = μ^(t-1) g_1 + (1 - τ) Σ_(s=2..t) μ^(t-s) g_s obeys b_(t+1) = μ b_t + (1 - τ) g_(t+1), all t",
@@ -479,8 +481,10 @@ def test_momentum_unrolled_for_every_step():
 
     weight_sum = buffer.replace(lambda e: isinstance(e, sp.Indexed) and e.base == g, lambda e: 1)  # every g_s = 1
     closed = mu ** (t - 1) + (1 - tau) * (1 - mu ** (t - 1)) / (1 - mu)
-    assert_identity(evaluate_in_range(weight_sum.subs(t, 1)), closed.subs(t, 1), claim="The weights of b_1 sum to 1",
-                    sizes="all")  # fmt: skip
+    assert_identity(
+        evaluate_in_range(weight_sum.subs(t, 1)), closed.subs(t, 1),
+        claim="The weights of b_1 sum to 1, as the closed form says", sizes="t = 1, the start of the induction",
+    )  # fmt: skip
     for expr, name in ((weight_sum, "Σ of the weights"), (closed, "μ^(t-1) + (1 - τ)(1 - μ^(t-1))/(1 - μ)")):
         assert_identity(
             canonical(expr.subs(t, t + 1)), canonical(mu * expr + 1 - tau),
@@ -516,7 +520,10 @@ def test_adam_bias_correction_for_every_step():
     g_bar = sp.Symbol("gbar", real=True)
     g = tensors("g")
     average = (1 - beta) * sp.Sum(beta ** (t - s) * g[s], (s, 1, t))  # the claimed m_t
-    assert_identity(evaluate_in_range(average.subs(t, 0)), 0, claim="The unrolled average gives m_0 = 0", sizes="all")
+    assert_identity(
+        evaluate_in_range(average.subs(t, 0)), 0,
+        claim="The unrolled average gives m_0 = 0", sizes="t = 0, the start of the induction",
+    )  # fmt: skip
     assert_identity(
         canonical(average.subs(t, t + 1)), canonical(beta * average + (1 - beta) * g[t + 1]),
         claim="m_t = (1 - β₁) Σ_(s=1..t) β₁^(t-s) g_s obeys m_(t+1) = β₁ m_t + (1 - β₁) g_(t+1), every t",
@@ -524,8 +531,10 @@ def test_adam_bias_correction_for_every_step():
     )  # fmt: skip
     expected = average.replace(lambda e: isinstance(e, sp.Indexed) and e.base == g, lambda e: g_bar)  # linearity of E
     closed = (1 - beta**t) * g_bar
-    assert_identity(evaluate_in_range(expected.subs(t, 0)), closed.subs(t, 0), claim="E[m_0] = 0 = (1 - β₁⁰) E[g]",
-                    sizes="all")  # fmt: skip
+    assert_identity(
+        evaluate_in_range(expected.subs(t, 0)), closed.subs(t, 0),
+        claim="E[m_0] = 0 = (1 - β₁⁰) E[g]", sizes="t = 0, the start of the induction",
+    )  # fmt: skip
     for expr, name in ((expected, "E[m_t]"), (closed, "(1 - β₁^t) E[g]")):
         assert_identity(
             canonical(expr.subs(t, t + 1)), canonical(beta * expr + (1 - beta) * g_bar),
