@@ -1,7 +1,8 @@
 # The two commands of the README:
-#   make book   install everything into .venv and build the HTML book into _build/html
-#   make test   install everything, build the book, and run the whole test suite
-#               (pytest over tests/, nbval over every notebook, the built pages in headless Chromium)
+#   make book   install everything into .venv, run every notebook once (run time, memory, outputs against
+#               the committed ones: the Execution status appendix) and build the HTML book into _build/html
+#   make test   install everything, build the book, and run the whole test suite on all cores: pytest over
+#               tests/, nbval over every notebook under perturbed numerics, the built pages in headless Chromium
 # and `make bench` for the benchmarks in bench/.
 
 PYTHON ?= python3.11
@@ -14,9 +15,18 @@ MATHJAX := _build/mathjax-npm/node_modules/mathjax/es5/tex-mml-chtml.js
 # Hash-ordered output (sets, dict views of sets) must print the same in every run nbval compares.
 export PYTHONHASHSEED := 0
 
+# Every notebook runs twice in `make test`: once in `make book`, one after the other with this machine's own
+# numerics (the timings stay meaningful), and once in the nbval pass of pytest, in the kernel below, with
+# PyTorch's portable kernels and one thread. Another machine's CPU sums in another order; these perturbed
+# numerics make an output that depends on it (printed rounding noise) fail here first. pyproject.toml names
+# the kernel in nbval's options; each notebook's kernel has one thread, so pytest runs on TEST_WORKERS cores.
+PORTABLE_KERNEL := $(VENV)/share/jupyter/kernels/python3-portable/kernel.json
+PORTABLE_NUMERICS := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
+TEST_WORKERS ?= 2
+
 .PHONY: install chromium book test bench clean
 
-install: $(STAMP) chromium
+install: $(STAMP) $(PORTABLE_KERNEL) chromium
 
 # Headless Chromium for the browser tests of the built book (Debian's package).
 chromium:
@@ -29,6 +39,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $@
 
+$(PORTABLE_KERNEL): $(STAMP) Makefile
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3-portable \
+	    --display-name "Python 3 (portable numerics)" $(foreach v,$(PORTABLE_NUMERICS),--env $(subst =, ,$(v)))
+
 book: $(STAMP) $(MATHJAX)
 	$(BIN)/python book/_ext/measure_notebooks.py --out _build/execution_status.json
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -37,8 +51,9 @@ book: $(STAMP) $(MATHJAX)
 $(MATHJAX):
 	npm install --no-save --no-package-lock --no-audit --no-fund --prefix _build/mathjax-npm mathjax@$(MATHJAX_VERSION)
 
-test: book chromium
-	$(BIN)/python -m pytest
+# --dist loadscope keeps the cells of a notebook in one worker, in order, in one kernel.
+test: book chromium $(PORTABLE_KERNEL)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 bench: $(STAMP)
 	$(BIN)/python bench/mlp_step.py

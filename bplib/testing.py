@@ -38,22 +38,46 @@ def tolerance(dtype: torch.dtype) -> Tolerance:
     return TOLERANCES[dtype]
 
 
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, *, claim: str) -> None:
+AGAINST: dict[str, str] = {
+    "SymPy": "a SymPy expression of the chapter, lambdified or evaluated exactly",
+    "torch.autograd": "torch.autograd: grad, backward, functional.jacobian or functional.hessian",
+    "torch.func": "torch.func: grad, vmap or jvp",
+    "torch.optim": "torch.optim's optimisers and learning-rate schedulers",
+    "torch": "another PyTorch routine for the same quantity (torch.nn.functional, clip_grad_norm_, the FLOP counter)",
+    "finite differences": "central differences of the loss",
+    "Monte Carlo": "a sampling estimate, within a multiple of its standard error",
+    "closed form": "a formula derived in the text, evaluated with tensor operations",
+    "second route": "a second computation of the same quantity: another bplib function, a loop, another order",
+}
+"""The routes a numeric check can be compared with, the values of ``assert_close``'s ``against``.
+
+``against`` names the independent route that the claim is checked against -- usually where
+``expected`` comes from; when neither side is bplib, the route other than the chapter's own
+derivation.  The book's verification index groups and counts the checks by it.
+"""
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, *, claim: str, against: str | None = None) -> None:
     """Assert ``actual`` equals ``expected`` within the tolerance of ``actual``'s dtype.
 
     ``expected`` (from SymPy, autograd, ...) is converted to ``actual``'s dtype and
     device first.  ``claim`` says in words what is being checked; it heads the
-    failure message and the book's verification index.
+    failure message and the book's verification index.  ``against`` names the route
+    the check compares with, one of :data:`AGAINST` (``"torch.autograd"``, ``"SymPy"``,
+    ...); every check in the book says it, the index shows it.
     """
     if not isinstance(actual, torch.Tensor) or not isinstance(expected, torch.Tensor):
         raise TypeError(
             f"assert_close: arguments 'actual' and 'expected' must be tensors, "
             f"got {type(actual).__name__} and {type(expected).__name__}"
         )
+    if against is not None and against not in AGAINST:
+        raise ValueError(f"assert_close: argument 'against' must be one of {list(AGAINST)}, got {against!r}")
     tol = tolerance(actual.dtype)
     expected = expected.to(dtype=actual.dtype, device=actual.device)
+    heading = claim if against is None else f"{claim} (against {against})"
     torch.testing.assert_close(
-        actual, expected, rtol=tol.rtol, atol=tol.atol, msg=lambda default: f"{claim}: {default}"
+        actual, expected, rtol=tol.rtol, atol=tol.atol, msg=lambda default: f"{heading}: {default}"
     )
 
 
@@ -80,8 +104,10 @@ def assert_identity(
     the proof used, in words (``"widths [2, 3, 2, 2]"``); ``None`` means the fixed
     shapes of the expressions compared.  The verification index shows it.
     """
-    if sizes is not None and (not isinstance(sizes, str) or not sizes.strip()):
-        raise TypeError(f"assert_identity: argument 'sizes' must be 'all' or a non-empty description, got {sizes!r}")
+    if sizes is not None and not isinstance(sizes, str):
+        raise TypeError(f"assert_identity: argument 'sizes' must be a string or None, got {type(sizes).__name__}")
+    if sizes is not None and not sizes.strip():
+        raise ValueError("assert_identity: argument 'sizes' must be 'all' or a description of the sizes, got ''")
     difference = sp.Matrix(lhs) - sp.Matrix(rhs) if isinstance(lhs, sp.MatrixBase) else sp.Matrix([lhs - rhs])
     residual = [e for e in difference if not _is_zero(e)]
     if residual:

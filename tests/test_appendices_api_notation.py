@@ -7,8 +7,9 @@ keep their sources honest:
 * every entry of notation.yml is complete, and the book uses every symbol it lists (in the math of the
   chapter that introduces it), so the table lists nothing the book does not use;
 * every group of notation.yml is rendered by a directive on the notation page;
-* every public name of every bplib module is documented on the API page (and has a docstring, without which
-  autodoc would silently leave it out); where the book has been built, the page has an entry for each.
+* every public name of every public bplib module (found by walking the package, so that a new module is
+  included) is documented on the API page (and has a docstring, without which autodoc would silently leave it
+  out); where the book has been built, the page has an entry for each.
 """
 
 from __future__ import annotations
@@ -16,35 +17,27 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import pkgutil
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from sphinx.pycode import ModuleAnalyzer
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import HTML, NOTEBOOKS, ROOT  # conftest also makes book/_ext importable
+
+import notation_table  # noqa: E402  -- the extension's own loader, the one the build uses
+
 BOOK = ROOT / "book"
 NOTATION = BOOK / "notation.yml"
 NOTATION_PAGE = BOOK / "appendix_notation.md"
 API_PAGE = BOOK / "appendix_api.md"
-API_HTML = ROOT / "_build" / "html" / "book" / "appendix_api.html"
-
-sys.path.insert(0, str(BOOK / "_ext"))
-import notation_table  # noqa: E402  -- the extension's own loader, the one the build uses
+API_HTML = HTML / "book" / "appendix_api.html"
 
 FIELDS = notation_table.FIELDS
 DATA = yaml.safe_load(NOTATION.read_text(encoding="utf-8"))
 SYMBOLS = DATA["symbols"]
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [chapter["file"] for chapter in part.get("chapters", [])]
-    return files
 
 
 def chapter_math(docname: str) -> list[str]:
@@ -56,7 +49,7 @@ def chapter_math(docname: str) -> list[str]:
     return display + re.findall(r"\$([^$\n]+?)\$", rest) + re.findall(r"\{math\}`([^`]+)`", rest)
 
 
-CHAPTERS = [Path(f).name for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
+CHAPTERS = [Path(docname).name for docname in NOTEBOOKS]
 MATH = {name: chapter_math(name) for name in CHAPTERS}
 
 
@@ -114,19 +107,15 @@ def test_the_notation_page_renders_every_group():
 # ----------------------------------------------------------------------------- API
 
 
-MODULES = [
-    "bplib",
-    "bplib.mlp",
-    "bplib.functional",
-    "bplib.functional.linear",
-    "bplib.functional.activations",
-    "bplib.functional.losses",
-    "bplib.init",
-    "bplib.optim",
-    "bplib.gradcheck",
-    "bplib.symbolic",
-    "bplib.testing",
-]
+def public_modules() -> list[str]:
+    """bplib and every module of it whose dotted name has no private (underscored) part, in name order."""
+    import bplib
+
+    found = pkgutil.walk_packages(bplib.__path__, "bplib.")
+    return ["bplib", *sorted(m.name for m in found if not any(p.startswith("_") for p in m.name.split(".")))]
+
+
+MODULES = public_modules()
 
 
 def attribute_docs(modname: str) -> dict[tuple[str, str], list[str]]:

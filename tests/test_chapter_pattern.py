@@ -4,30 +4,12 @@ State (display math), derive (SymPy, ending in an identity SymPy proves), comput
 assert (numeric against symbolic or autograd), show (a figure), and exercises with solutions.
 """
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_toc_reader():
-    # the one reader of _toc.yml, which `make book` also uses to measure the notebooks
-    spec = importlib.util.spec_from_file_location("measure_notebooks", ROOT / "book" / "_ext" / "measure_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def toc_files():
-    """Every page of _toc.yml (root and files), in reading order."""
-    return _load_toc_reader().toc_files(ROOT / "_toc.yml")
-
-
-CHAPTERS = sorted(f for f in toc_files() if Path(f).name.startswith("ch"))
+from .conftest import CHAPTERS, ROOT
 
 
 def load(chapter):

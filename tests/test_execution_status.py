@@ -1,28 +1,30 @@
-"""The notebooks' budget, and the *Execution status* appendix that reports it.
+"""The notebooks' run in `make book`: budget, outputs, and the *Execution status* appendix that reports them.
 
-`make book` measures every notebook (`book/_ext/measure_notebooks.py` writes _build/execution_status.json)
+`make book` runs every notebook once (`book/_ext/measure_notebooks.py` writes _build/execution_status.json)
 and renders the appendix from it; `make test` builds the book first, so both are there when this runs.
 
 The budget is the README's promise: every notebook runs top to bottom in under 60 s on two CPU cores and
 in under 1.5 GB of memory. The appendix flags a notebook over either limit; the tests hold the memory
-limit only, since run times depend on what else the machine is doing.
+limit only, since run times depend on what else the machine is doing. The outputs of that run, with this
+machine's own numerics, must be the committed ones, as nbval compares them; the nbval pass of the test
+suite checks them once more under perturbed numerics (tests/test_portable_outputs.py).
 """
 
 import json
 import re
 from html.parser import HTMLParser
 
+import nbformat
 import pytest
 
-from .test_chapter_pattern import ROOT, toc_files
+from .conftest import HTML, NOTEBOOKS, ROOT, STATUS, TOC_FILES, built
 
-STATUS = ROOT / "_build" / "execution_status.json"
-APPENDIX = ROOT / "_build" / "html" / "book" / "appendix_execution.html"
+import measure_notebooks  # noqa: E402  -- book/_ext, importable through conftest
+
+APPENDIX = HTML / "book" / "appendix_execution.html"
 
 BUDGET_SECONDS = 60
 BUDGET_BYTES = 1_500_000_000  # 1.5 GB
-
-NOTEBOOKS = [f for f in toc_files() if (ROOT / f"{f}.ipynb").is_file()]
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +40,9 @@ def by_docname(status):
 
 
 def test_every_chapter_is_a_notebook_in_the_toc():
-    chapters = [f for f in toc_files() if f.rsplit("/", 1)[-1].startswith("ch")]
+    chapters = [f for f in TOC_FILES if f.rsplit("/", 1)[-1].startswith("ch")]
     assert chapters and set(chapters) <= set(NOTEBOOKS)
-    assert "book/appendix_execution" in toc_files(), "the appendix is not in _toc.yml"
+    assert "book/appendix_execution" in TOC_FILES, "the appendix is not in _toc.yml"
 
 
 def test_the_measurement_lists_every_notebook_of_the_toc(status):
@@ -59,6 +61,17 @@ def test_notebook_runs_without_error(docname, status):
     notebook = by_docname(status).get(docname)
     assert notebook is not None, f"{docname} was not measured: rerun `make book`"
     assert notebook["ok"], f"{docname}.ipynb failed in a fresh kernel: {notebook['error']}"
+
+
+@pytest.mark.parametrize("docname", NOTEBOOKS)
+def test_notebook_outputs_are_the_committed_ones(docname, status):
+    notebook = by_docname(status).get(docname)
+    assert notebook is not None and "mismatches" in notebook, f"{docname} was not measured: rerun `make book`"
+    assert notebook["ok"], f"{docname}.ipynb failed, its outputs were not compared: {notebook['error']}"
+    report = "\n\n".join(f"Cell {m['cell']}:\n{m['diff']}" for m in notebook["mismatches"])
+    assert not notebook["mismatches"], (
+        f"{docname}.ipynb, run by `make book`, printed other outputs than the committed ones "
+        f"(re-execute it with `jupyter execute --inplace` if the change is meant):\n{report}")
 
 
 @pytest.mark.parametrize("docname", NOTEBOOKS)
@@ -108,10 +121,8 @@ class Rows(HTMLParser):
 
 
 def test_the_appendix_shows_one_row_per_notebook(status):
-    if not APPENDIX.is_file():
-        pytest.fail(f"{APPENDIX.relative_to(ROOT)} is missing: run `make book` (or `make test`, which builds it first)")
     parser = Rows()
-    parser.feed(APPENDIX.read_text())
+    parser.feed(built(APPENDIX).read_text())
     assert parser.rows, "the appendix has no execution-status table"
     rows = [cells for classes, cells in parser.rows if "execution-status-total" not in classes]
     totals = [cells for classes, cells in parser.rows if "execution-status-total" in classes]
@@ -120,16 +131,43 @@ def test_the_appendix_shows_one_row_per_notebook(status):
     assert len(totals) == 1 and totals[0][1] == f"{len(NOTEBOOKS)} notebooks"
     for cells, notebook in zip(rows, status["notebooks"]):
         assert cells[2] == f"{notebook['seconds']:.1f} s", cells  # the page shows this measurement
-        within = (notebook["ok"] and notebook["seconds"] is not None and notebook["seconds"] <= BUDGET_SECONDS
+        within = (notebook["ok"] and not notebook["mismatches"]
+                  and notebook["seconds"] is not None and notebook["seconds"] <= BUDGET_SECONDS
                   and notebook["peak_rss_bytes"] is not None and notebook["peak_rss_bytes"] <= BUDGET_BYTES)
         assert cells[4] == "✓" if within else cells[4].startswith(("⚠", "✗")), cells
+        for mismatch in notebook["mismatches"]:
+            assert "outputs differ" in cells[4] and str(mismatch["cell"]) in cells[4], cells
 
 
 def test_every_row_links_to_its_chapter():
-    if not APPENDIX.is_file():
-        pytest.fail(f"{APPENDIX.relative_to(ROOT)} is missing: run `make book` (or `make test`, which builds it first)")
-    html = APPENDIX.read_text()
+    html = built(APPENDIX).read_text()
     for docname in NOTEBOOKS:
         name = docname.rsplit("/", 1)[-1]
         assert re.search(rf'<a class="reference internal" href="{re.escape(name)}\.html"', html), (
             f"no link to {docname} in the appendix")
+
+
+# The comparison must catch what nbval catches, and accept what nbval accepts: a notebook made for the test.
+
+PLANTED = [  # (source, committed output): stdout as committed, or None for a cell nbval does not compare
+    ("print(2 + 2)", "5\n"),  # wrong: the run prints 4
+    ("print(object())", "<object object at 0x7f00deadbeef>\n"),  # another address: sanitized, accepted
+    ("print(sorted({3, 1, 2}))", "[1, 2, 3]\n"),  # right
+    ("# NBVAL_IGNORE_OUTPUT\nprint(3 * 3)", "10\n"),  # wrong, but marked as not compared
+    ("print('a'); print('b')", "a\nc\n"),  # wrong in its second line
+]
+
+
+def test_the_measurement_flags_exactly_the_cells_nbval_fails(tmp_path):
+    cells = []
+    for count, (source, stdout) in enumerate(PLANTED, start=1):
+        cell = nbformat.v4.new_code_cell(source, execution_count=count)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stdout)]
+        cells.append(cell)
+    path = tmp_path / "planted.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    result = measure_notebooks.measure(path, timeout=60)
+    assert result["ok"], result["error"]
+    assert [m["cell"] for m in result["mismatches"]] == [0, 4], result["mismatches"]
+    assert "-5\n+4" in result["mismatches"][0]["diff"] and "stdout" in result["mismatches"][0]["diff"]
+    assert "-c\n+b" in result["mismatches"][1]["diff"]

@@ -7,10 +7,9 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from .test_chapter_pattern import CHAPTERS, ROOT
+from .conftest import CHAPTERS, HTML, ROOT, built
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-HTML = ROOT / "_build" / "html"
 
 
 def pins(path):
@@ -46,9 +45,7 @@ def test_repository_is_set_in_the_config():
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_page_launches_and_downloads_its_own_notebook(chapter):
-    page = HTML / f"{chapter}.html"
-    if not page.is_file():
-        pytest.fail("the book is not built: run `make book` (or `make test`, which builds it first)")
+    page = built(HTML / f"{chapter}.html")
     html = page.read_text()
     notebook = f"{chapter}.ipynb"  # the book's root is the repository's root
     assert (ROOT / notebook).is_file()

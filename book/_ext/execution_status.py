@@ -2,7 +2,8 @@
 
 It renders `_build/execution_status.json`, which `book/_ext/measure_notebooks.py` writes (`make book` runs
 it before building): one row per notebook, linked to its chapter, with its run time, its peak memory and a
-flag where it is over the budget or failed, then the totals. The page is rebuilt whenever the JSON changes.
+flag where it failed, where its outputs differ from the committed ones or where it is over the budget, then
+the totals. The page is rebuilt whenever the JSON changes.
 
 If the JSON is missing, or does not cover every notebook of the build, the directive emits a warning
 (an error under `-W`) that says how to produce it; it never renders a table it cannot back.
@@ -14,6 +15,7 @@ import json
 from pathlib import Path
 
 from docutils import nodes
+from docutils_tables import Row, table
 from sphinx import addnodes
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
@@ -25,18 +27,6 @@ MEASURE = "python book/_ext/measure_notebooks.py --out {path}"
 
 def _warn(directive: SphinxDirective, message: str, subtype: str) -> None:
     logger.warning(message, location=directive.get_location(), type="execution_status", subtype=subtype)
-
-
-def _entry(*children: nodes.Node, classes: tuple[str, ...] = ()) -> nodes.entry:
-    entry = nodes.entry(classes=list(classes))
-    entry += nodes.paragraph("", "", *children)
-    return entry
-
-
-def _row(*entries: nodes.entry, classes: tuple[str, ...] = ()) -> nodes.row:
-    row = nodes.row(classes=list(classes))
-    row.extend(entries)
-    return row
 
 
 def _mib(value: int | None) -> str:
@@ -56,6 +46,9 @@ def flags(notebook: dict, budget: dict) -> list[str]:
     found = []
     if not notebook["ok"]:
         found.append(f"✗ failed: {notebook['error']}")
+    if notebook.get("mismatches"):
+        cells = ", ".join(str(m["cell"]) for m in notebook["mismatches"])
+        found.append(f"✗ outputs differ from the committed ones in cell{'s' if ',' in cells else ''} {cells}")
     if notebook["seconds"] is not None and notebook["seconds"] > budget["seconds"]:
         found.append(f"⚠ over {budget['seconds']:g} s")
     if notebook["peak_rss_bytes"] is not None and notebook["peak_rss_bytes"] > budget["peak_rss_bytes"]:
@@ -95,18 +88,7 @@ class ExecutionStatus(SphinxDirective):
         return [self.table(notebooks, budget), self.provenance(report)]
 
     def table(self, notebooks: list[dict], budget: dict) -> nodes.table:
-        headers = ["Chapter", "Notebook", "Run time", "Peak memory", "Budget"]
-        table = nodes.table(classes=["execution-status"])
-        group = nodes.tgroup(cols=len(headers))
-        table += group
-        for width in (34, 26, 12, 14, 14):
-            group += nodes.colspec(colwidth=width)
-        head = nodes.thead()
-        head += _row(*(_entry(nodes.Text(h)) for h in headers))
-        group += head
-        body = nodes.tbody()
-        group += body
-
+        rows = []
         for notebook in notebooks:
             link = addnodes.pending_xref(
                 "", nodes.inline(text=notebook["docname"]),
@@ -114,27 +96,22 @@ class ExecutionStatus(SphinxDirective):
                 refexplicit=False, refwarn=True, refdoc=self.env.docname,
             )
             problems = flags(notebook, budget)
-            body += _row(
-                _entry(link),
-                _entry(nodes.literal(text=Path(notebook["notebook"]).name)),
-                _entry(nodes.Text(_seconds(notebook["seconds"]))),
-                _entry(nodes.Text(_mib(notebook["peak_rss_bytes"]))),
-                _entry(nodes.Text("; ".join(problems) if problems else "✓")),
-                classes=("execution-status-over",) if problems else (),
-            )
+            rows.append(Row(
+                [link, nodes.literal(text=Path(notebook["notebook"]).name), _seconds(notebook["seconds"]),
+                 _mib(notebook["peak_rss_bytes"]), "; ".join(problems) if problems else "✓"],
+                classes=["execution-status-over"] if problems else [],
+            ))
 
         times = [n["seconds"] for n in notebooks if n["seconds"] is not None]
         peaks = [n["peak_rss_bytes"] for n in notebooks if n["peak_rss_bytes"] is not None]
         flagged = sum(1 for n in notebooks if flags(n, budget))
-        body += _row(
-            _entry(nodes.strong(text="Total")),
-            _entry(nodes.Text(f"{len(notebooks)} notebooks")),
-            _entry(nodes.Text(f"{sum(times):.1f}\u00a0s")),
-            _entry(nodes.Text(f"max {_mib(max(peaks)) if peaks else 'not measured'}")),
-            _entry(nodes.Text(f"{flagged} flagged" if flagged else "✓")),
-            classes=("execution-status-total",),
-        )
-        return table
+        rows.append(Row(
+            [nodes.strong(text="Total"), f"{len(notebooks)} notebooks", f"{sum(times):.1f}\u00a0s",
+             f"max {_mib(max(peaks)) if peaks else 'not measured'}", f"{flagged} flagged" if flagged else "✓"],
+            classes=["execution-status-total"],
+        ))
+        headers = ["Chapter", "Notebook", "Run time", "Peak memory", "Status"]
+        return table(headers, rows, [34, 26, 12, 14, 14], ["execution-status"])
 
     def provenance(self, report: dict) -> nodes.paragraph:
         budget, machine = report["budget"], report.get("machine", {})

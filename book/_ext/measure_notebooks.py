@@ -1,4 +1,4 @@
-"""Measure every notebook of the book: run time and peak memory, for the *Execution status* appendix.
+"""Run every notebook of the book once: run time, peak memory and outputs, for the *Execution status* appendix.
 
     python book/_ext/measure_notebooks.py --out _build/execution_status.json
 
@@ -12,17 +12,23 @@ the book renders the committed outputs, which nbval checks.
 - peak memory: the kernel's own maximum resident set size, `resource.getrusage(RUSAGE_SELF).ru_maxrss`,
   read by one more cell executed in the same kernel after the notebook's last cell (it is not added to
   the notebook). Child processes the notebook starts, if any, are reported apart (`RUSAGE_CHILDREN`);
-- ok: whether every cell ran without error, and if not, the first error.
+- ok: whether every cell ran without error, and if not, the first error;
+- mismatches: the code cells whose outputs differ from the committed ones, each with a diff, compared as
+  nbval compares them (`committed_outputs.py`: sanitized with tests/nbval_sanitize.cfg, images left out).
+  This run uses the machine's own numerics, one notebook at a time; the test suite's nbval pass runs the
+  notebooks once more under perturbed numerics (see the Makefile), so every notebook is checked in both.
 
 The budget every notebook is held to (README: "under a minute on two CPU cores and under 1.5 GB of
 memory") is defined here and written into the JSON, which `book/_ext/execution_status.py` renders.
-The script exits with status 0 when notebooks fail or run over budget: the appendix flags them and
-`tests/test_execution_status.py` fails on them. It exits with status 1 only when it cannot measure.
+The script exits with status 0 when notebooks fail, differ from their committed outputs or run over
+budget: the appendix flags them and `tests/test_execution_status.py` fails on them. It exits with status 1
+only when it cannot measure.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import importlib.metadata
 import json
@@ -32,13 +38,12 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from book_toc import ROOT, toc_notebooks
+from committed_outputs import compared, difference, sanitizer
 
 BUDGET_SECONDS = 60.0
 BUDGET_BYTES = 1_500_000_000  # 1.5 GB
 KERNEL = "python3"
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # The probe: one more cell, run in the notebook's kernel after its last cell. ru_maxrss is in
 # kilobytes on Linux and in bytes on macOS.
@@ -51,28 +56,6 @@ print({MARKER!r}, _json.dumps({{
     "children": _resource.getrusage(_resource.RUSAGE_CHILDREN).ru_maxrss * _unit,
 }}))
 """
-
-
-def toc_files(toc: Path) -> list[str]:
-    """Every `root`/`file` entry of the table of contents, in reading order."""
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if key in node:
-                    yield node[key]
-            for value in node.values():
-                yield from walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                yield from walk(value)
-
-    return list(walk(yaml.safe_load(toc.read_text())))
-
-
-def toc_notebooks(root: Path = ROOT) -> list[str]:
-    """The entries of `_toc.yml` that are notebooks, as docnames (`book/ch01_chain_rule`)."""
-    return [f for f in toc_files(root / "_toc.yml") if (root / f"{f}.ipynb").is_file()]
 
 
 def error_summary(exc: BaseException) -> str:
@@ -97,7 +80,8 @@ def measure(path: Path, timeout: int) -> dict:
         resources={"metadata": {"path": str(path.parent)}},  # the kernel starts in the notebook's folder
     )
     result = {"ok": True, "error": None, "seconds": None, "kernel_start_seconds": None,
-              "peak_rss_bytes": None, "children_peak_rss_bytes": None}
+              "peak_rss_bytes": None, "children_peak_rss_bytes": None, "mismatches": []}
+    committed = copy.deepcopy(nb.cells)  # the cells as committed: execute_cell replaces their outputs
     started = time.perf_counter()
     try:
         with client.setup_kernel():
@@ -109,6 +93,8 @@ def measure(path: Path, timeout: int) -> dict:
             except Exception as exc:  # a cell raised, timed out, or the kernel died
                 result.update(ok=False, error=error_summary(exc))
             result["seconds"] = round(time.perf_counter() - ran, 3)
+            if result["ok"]:
+                result["mismatches"] = mismatches(committed, nb.cells)
             probe = nbformat.v4.new_code_cell(PROBE)
             nb.cells.append(probe)
             try:
@@ -126,6 +112,17 @@ def measure(path: Path, timeout: int) -> dict:
     return result
 
 
+def mismatches(committed: list, fresh: list) -> list[dict]:
+    """The code cells whose fresh outputs nbval would not accept for the committed ones: their number as
+    nbval counts them (code cells only, from 0, as in `ch01_chain_rule.ipynb::Cell 3`) and a diff."""
+    sanitize, found = sanitizer(), []
+    code = [(before, after) for before, after in zip(committed, fresh) if before.cell_type == "code"]
+    for number, (before, after) in enumerate(code):
+        if compared(before) and (diff := difference(before.outputs, after.outputs, sanitize)) is not None:
+            found.append({"cell": number, "diff": diff})
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "execution_status.json",
@@ -137,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     # As in the Makefile: the kernels inherit it, so hash-ordered output prints as committed.
     os.environ["PYTHONHASHSEED"] = "0"
 
-    docnames = toc_notebooks()
+    docnames = [page.docname for page in toc_notebooks()]
     if not docnames:
         print("measure_notebooks: no notebook in _toc.yml", file=sys.stderr)
         return 1
@@ -148,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         entry = {"docname": docname, "notebook": f"{docname}.ipynb", **measure(path, args.timeout)}
         mib = "?" if entry["peak_rss_bytes"] is None else f"{entry['peak_rss_bytes'] / 2**20:.0f} MiB"
         outcome = "" if entry["ok"] else f", FAILED: {entry['error']}"
+        if entry["mismatches"]:
+            outcome += f", outputs differ in cells {', '.join(str(m['cell']) for m in entry['mismatches'])}"
         print(f"measure_notebooks: {entry['notebook']}: {entry['seconds']} s, {mib}{outcome}", flush=True)
         notebooks.append(entry)
 
@@ -173,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     partial.replace(args.out)  # never leave a half-written file for the build to read
     total = sum(n["seconds"] or 0 for n in notebooks)
     failed = [n["notebook"] for n in notebooks if not n["ok"]]
+    differ = [n["notebook"] for n in notebooks if n["mismatches"]]
     print(f"measure_notebooks: {len(notebooks)} notebooks, {total:.1f} s in all"
-          + (f"; FAILED: {', '.join(failed)}" if failed else "") + f" -> {args.out}")
+          + (f"; FAILED: {', '.join(failed)}" if failed else "")
+          + (f"; outputs differ: {', '.join(differ)}" if differ else "") + f" -> {args.out}")
     return 0
 
 

@@ -17,19 +17,18 @@ The data file is registered as a dependency of every page that uses the directiv
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
 from docutils import nodes
 from docutils.parsers.rst import directives
+from docutils_tables import Row, rich_text, table
 from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
 DATA = Path(__file__).resolve().parent.parent / "notation.yml"
 FIELDS = ("name", "latex", "shape", "meaning", "code", "chapter", "group")
 COLUMNS = (("Symbol", 12), ("Shape", 14), ("Meaning", 44), ("In bplib", 26), ("From", 14))
-_INLINE = re.compile(r"\$([^$]+)\$|`([^`]+)`")
 
 
 def load(path: Path = DATA) -> dict:
@@ -49,27 +48,6 @@ def _math(latex: str) -> nodes.Node:
     return nodes.math(latex, latex)
 
 
-def _rich(text: str) -> list[nodes.Node]:
-    """Plain text with ``$math$`` and ```code``` spans turned into math and literal nodes."""
-    out: list[nodes.Node] = []
-    pos = 0
-    for match in _INLINE.finditer(text):
-        if match.start() > pos:
-            out.append(nodes.Text(text[pos : match.start()]))
-        if match.group(1) is not None:
-            out.append(_math(match.group(1)))
-        else:
-            out.append(nodes.literal(match.group(2), match.group(2)))
-        pos = match.end()
-    if pos < len(text):
-        out.append(nodes.Text(text[pos:]))
-    return out
-
-
-def _cell(*children: nodes.Node) -> nodes.entry:
-    return nodes.entry("", nodes.paragraph("", "", *children))
-
-
 class NotationTable(SphinxDirective):
     """Render the entries of ``notation.yml`` (optionally one group) as a table."""
 
@@ -87,32 +65,19 @@ class NotationTable(SphinxDirective):
             raise self.error(f"notation-table: unknown group {group!r}; known: {', '.join(data['groups'])}")
         entries = [e for e in data["symbols"] if group is None or e["group"] == group]
 
-        table = nodes.table(classes=["notation-table"])
-        tgroup = nodes.tgroup(cols=len(COLUMNS))
-        table += tgroup
-        for _, width in COLUMNS:
-            tgroup += nodes.colspec(colwidth=width)
-        head = nodes.row()
-        for title, _ in COLUMNS:
-            head += _cell(nodes.Text(title))
-        tgroup += nodes.thead("", head)
-        body = nodes.tbody()
+        rows = []
         for e in entries:
-            row = nodes.row(ids=[nodes.make_id(f"notation-{e['name']}")])
-            row += _cell(_math(e["latex"]))
-            shape = str(e["shape"])
-            row += _cell(_math(shape) if shape not in ("scalar", "—") else nodes.Text(shape))
-            row += _cell(*_rich(e["meaning"]))
-            row += _cell(*_rich(e["code"]))
             target = f"/book/{e['chapter']}"
             xref = addnodes.pending_xref(
-                "", refdomain="std", reftype="doc", reftarget=target, refexplicit=False, refwarn=True
+                "", nodes.inline(target, target), refdomain="std", reftype="doc", reftarget=target,
+                refexplicit=False, refwarn=True,
             )
-            xref += nodes.inline(target, target)
-            row += _cell(xref)
-            body += row
-        tgroup += body
-        return [table]
+            shape = str(e["shape"])
+            cells = [_math(e["latex"]), _math(shape) if shape not in ("scalar", "—") else shape,
+                     rich_text(e["meaning"]), rich_text(e["code"]), xref]
+            rows.append(Row(cells, ids=[nodes.make_id(f"notation-{e['name']}")]))
+        headers, widths = zip(*COLUMNS)
+        return [table(list(headers), rows, list(widths), ["notation-table"])]
 
 
 def setup(app):

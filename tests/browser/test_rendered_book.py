@@ -4,22 +4,19 @@
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from ..test_chapter_pattern import ROOT, toc_files
+from ..conftest import CHAPTERS, HTML, ROOT, TOC_FILES, built
 from .render_check import CHROMIUM, network_cut_prefix, render
 
-HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-PAGES = [*toc_files(), "search", "genindex"]
+PAGES = [*TOC_FILES, "search", "genindex"]
 
 
 @pytest.fixture(scope="module")
 def reports():
-    if not (HTML / "index.html").is_file():
-        pytest.fail("the book is not built: run `make book` (or `make test`, which builds it first)")
+    built(HTML / "index.html")
     if CHROMIUM is None:
         pytest.fail("chromium is not installed: `make install` installs it")
     pages = [HTML / f"{name}.html" for name in PAGES]
@@ -43,8 +40,7 @@ def test_page_renders_completely_offline(name, reports):
 
 
 def test_every_chapter_has_typeset_math(reports):
-    chapters = [HTML / f"{f}.html" for f in toc_files() if Path(f).name.startswith("ch")]
-    for page in chapters:
+    for page in (HTML / f"{chapter}.html" for chapter in CHAPTERS):
         assert reports[page].math_typeset > 10, f"{page.name}: only {reports[page].math_typeset} formulas typeset"
 
 
@@ -52,9 +48,7 @@ def test_every_chapter_has_typeset_math(reports):
 
 @pytest.fixture
 def planted():
-    page = HTML / "book" / "intro.html"
-    if not page.is_file():
-        pytest.fail("the book is not built: run `make book`")
+    page = built(HTML / "book" / "intro.html")
     copy = page.with_name("planted-fault.html")  # beside the real pages, so that MathJax and styles load
 
     def plant(html_fragment):
