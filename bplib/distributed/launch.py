@@ -1,0 +1,222 @@
+"""Starting a process group on one machine: a pool of worker processes that run collective tasks.
+
+``torch.distributed`` runs one process per worker, each with a *rank* :math:`r \\in \\{0, \\dots, k-1\\}`
+in a group of :math:`k` (the *world size*); the processes meet at a rendezvous (a key--value store on a
+TCP port) and then talk through a *backend*: gloo on the CPU, NCCL between GPUs.  ``torchrun`` starts
+such processes from the command line; :class:`WorkerPool` starts them from Python (a notebook, a test)
+with :mod:`torch.multiprocessing`, once, and hands them one collective task after another, so that the
+seconds each process spends importing torch are paid once.
+
+The rendezvous store lives in the parent and listens on a port the operating system picks
+(``TCPStore`` bound to port 0 on 127.0.0.1): no port number is guessed, so two pools on one machine
+cannot collide.  A task is a function that every rank calls with the same arguments; it finds its
+own rank with ``torch.distributed.get_rank()``.  Processes are forked where that is safe (Linux, gloo)
+and spawned otherwise (:func:`default_start_method`); either way a task must be importable (a function
+of a module, not one defined in a notebook, which a spawned interpreter could not find), and its
+arguments and results travel by pickling.  Each worker uses one thread (``OMP_NUM_THREADS=1``), and
+its standard output and error are discarded unless ``quiet=False``: results come back through a
+queue, in rank order, and the parent prints them, so nothing interleaves.  A worker's exception comes
+back as a ``RuntimeError`` in the parent, with the worker's traceback.
+
+Not done here: several machines (that is what ``torchrun --nnodes`` is for, see
+``scripts/data_parallel.py``), restarting failed workers, elasticity.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import queue
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+HOST = "127.0.0.1"
+
+
+def backend_for(world_size: int) -> str:
+    """The backend a group of ``world_size`` processes uses: ``"nccl"`` when every rank can have a GPU of its own, else ``"gloo"``."""
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"backend_for: argument 'world_size' must be an integer >= 1, got {world_size!r}")
+    if torch.cuda.is_available() and dist.is_nccl_available() and torch.cuda.device_count() >= world_size:
+        return "nccl"
+    return "gloo"
+
+
+def default_start_method(backend: str) -> str:
+    """``"fork"`` where it is safe and available (gloo, no CUDA started in this process, Linux), else ``"spawn"``.
+
+    A forked worker starts as a copy of the parent, torch already imported, in a fraction of a second;
+    a spawned one starts a fresh interpreter and imports torch again (seconds per process on a small
+    machine).  CUDA cannot be used in a forked child once the parent has started it, and macOS and
+    Windows do not fork safely, so those spawn.
+    """
+    cuda_started = torch.cuda.is_available() and torch.cuda.is_initialized()
+    if backend == "gloo" and not cuda_started and sys.platform == "linux" and "fork" in mp.get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
+def worker_device() -> torch.device:
+    """The device of this rank's tensors: under NCCL the GPU of its local rank (``LOCAL_RANK``, set by ``torchrun``; the rank itself in a :class:`WorkerPool`), else the CPU."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    return torch.device("cpu")
+
+
+def _worker(rank, world_size, backend, port, timeout_s, quiet, tasks, results) -> None:
+    """Body of a worker process: join the group, then run tasks until told to stop."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    if quiet:  # the parent prints; a worker's chatter would interleave with it
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+    try:
+        if backend == "nccl":
+            torch.cuda.set_device(rank)
+        store = dist.TCPStore(HOST, port, world_size + 1, is_master=False, timeout=datetime.timedelta(seconds=timeout_s))
+        dist.init_process_group(
+            backend, store=store, rank=rank, world_size=world_size, timeout=datetime.timedelta(seconds=timeout_s)
+        )
+    except BaseException:  # noqa: BLE001 -- reported to the parent, which raises it
+        results.put((rank, "error", traceback.format_exc()))
+        return
+    results.put((rank, "ready", None))
+    try:
+        while (task := tasks.get()) is not None:
+            fn, args = task
+            try:
+                results.put((rank, "ok", fn(*args)))
+            except BaseException:  # noqa: BLE001 -- reported to the parent, which raises it
+                results.put((rank, "error", traceback.format_exc()))
+    finally:
+        dist.destroy_process_group()
+    results.close()
+    results.join_thread()  # everything sent has been handed to the pipe
+    os._exit(0)  # skip the interpreter's teardown of torch, which takes seconds
+
+
+class WorkerPool:
+    """``world_size`` worker processes joined in one ``torch.distributed`` process group, reused for many tasks.
+
+    Use it as a context manager, which stops the workers and closes the rendezvous port on the way
+    out, also after an error::
+
+        with WorkerPool(3) as pool:
+            grads = pool.run(data_parallel_gradient, net, x, y)   # one result per rank
+
+    Parameters
+    ----------
+    world_size:
+        The number of processes :math:`k \\ge 1`.
+    backend:
+        ``"gloo"`` or ``"nccl"``; by default :func:`backend_for` chooses.
+    timeout_s:
+        Seconds a worker waits for the others in a collective, and the parent for a result, before
+        giving up with an error (a task that fails on one rank leaves the others waiting).
+    quiet:
+        Discard the workers' standard output and error (results come back through :meth:`run`).
+    start_method:
+        How the processes start (:mod:`multiprocessing`); by default :func:`default_start_method`.
+    """
+
+    def __init__(self, world_size: int, *, backend: str | None = None, timeout_s: float = 60.0, quiet: bool = True, start_method: str | None = None):
+        fn = "WorkerPool"
+        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"{fn}: argument 'world_size' must be an integer >= 1, got {world_size!r}")
+        backend = backend_for(world_size) if backend is None else backend
+        if backend not in ("gloo", "nccl"):
+            raise ValueError(f"{fn}: argument 'backend' must be 'gloo' or 'nccl', got {backend!r}")
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+            raise ValueError(f"{fn}: argument 'timeout_s' must be a positive number of seconds, got {timeout_s!r}")
+        self.world_size, self.backend, self.timeout_s = world_size, backend, float(timeout_s)
+        start_method = default_start_method(backend) if start_method is None else start_method
+        if start_method not in mp.get_all_start_methods():
+            raise ValueError(
+                f"{fn}: argument 'start_method' must be one of {mp.get_all_start_methods()} on this platform, "
+                f"got {start_method!r}"
+            )
+        self.start_method = start_method
+        context = mp.get_context(start_method)
+        # the rendezvous: port 0 lets the operating system choose a free port, held from now on
+        self._store = dist.TCPStore(HOST, 0, world_size + 1, is_master=True, wait_for_workers=False)
+        self._tasks = [context.SimpleQueue() for _ in range(world_size)]
+        self._results = context.Queue()
+        self._processes = [
+            context.Process(
+                target=_worker,
+                args=(rank, world_size, backend, self._store.port, self.timeout_s, quiet, self._tasks[rank], self._results),
+                daemon=True,
+            )
+            for rank in range(world_size)
+        ]
+        try:
+            for process in self._processes:
+                process.start()
+            self._collect("WorkerPool (starting the workers)")
+        except BaseException:
+            self.close()
+            raise
+
+    def _collect(self, what: str) -> list[Any]:
+        """One message from every rank, in rank order; a ``RuntimeError`` with the traceback if a rank failed."""
+        received: dict[int, Any] = {}
+        errors: dict[int, str] = {}
+        while len(received) + len(errors) < self.world_size:
+            try:
+                rank, status, payload = self._results.get(timeout=self.timeout_s)
+            except queue.Empty:
+                dead = [r for r, p in enumerate(self._processes) if not p.is_alive()]
+                raise RuntimeError(
+                    f"{what}: no result from ranks {sorted(set(range(self.world_size)) - set(received))} "
+                    f"within {self.timeout_s:g} s (ranks no longer alive: {dead})"
+                ) from None
+            (errors if status == "error" else received)[rank] = payload
+        if errors:
+            rank = min(errors)
+            raise RuntimeError(f"{what}: rank {rank} of {self.world_size} failed:\n{errors[rank]}")
+        return [received[rank] for rank in range(self.world_size)]
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        """Call ``fn(*args)`` on every rank at once; return the results, ``results[r]`` from rank ``r``.
+
+        ``fn`` must be importable by name (a module-level function), and ``args`` and the results
+        picklable.  Tensors among them are shared with the workers, not copied: a task must not
+        modify its arguments in place.
+        """
+        if not callable(fn):
+            raise TypeError(f"WorkerPool.run: argument 'fn' must be callable, got {type(fn).__name__}")
+        if self._store is None:
+            raise ValueError("WorkerPool.run: the pool is closed; start a new WorkerPool")
+        for tasks in self._tasks:
+            tasks.put((fn, args))
+        return self._collect(f"WorkerPool.run({getattr(fn, '__qualname__', fn)!s})")
+
+    def close(self) -> None:
+        """Stop the workers (asking first, then terminating), wait for them, and close the rendezvous port."""
+        if self._store is None:
+            return
+        for process, tasks in zip(self._processes, self._tasks):
+            if process.is_alive():
+                tasks.put(None)
+        for process in self._processes:
+            if process.pid is not None:
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.terminate()
+                    process.join()
+        self._results.close()
+        self._results.join_thread()
+        self._store = None  # the store's server stops with its last reference
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
