@@ -52,7 +52,7 @@ from .functional.normalisation import (
 )
 
 MODES = ("train", "eval")
-"""The modes of a layer and of a network: ``"train"`` (dropout drops, batch norm uses the batch's
+"""The two modes of a layer or a network, ``"train"`` (dropout drops, batch norm uses the batch's
 statistics) and ``"eval"`` (dropout is the identity, batch norm uses its running statistics)."""
 
 INITIALISERS = {"he": init.he, "xavier": init.xavier}

@@ -71,6 +71,8 @@ _LAYER_KINDS = "Linear, Activation, Dropout, BatchNorm or LayerNorm"
 class Sequential:
     """A chain of layers ending in a loss, with hand-written backpropagation.
 
+    A new network is in train mode, and puts its layers in it.
+
     Parameters
     ----------
     layers:
@@ -82,8 +84,6 @@ class Sequential:
         probability rows) or ``"mse"``.
     generator:
         Where the dropout layers draw their masks when a call is handed none.
-
-    A new network is in train mode, and puts its layers in it.
 
     Attributes
     ----------
