@@ -1,7 +1,7 @@
 """Curvature of a loss from its gradients alone: Hessian--vector products and the largest eigenvalue.
 
 For a twice differentiable :math:`f: \\mathbb{R}^P \\to \\mathbb{R}` with gradient :math:`g = \\nabla f`
-(for a network, ``loss_and_grads`` through :func:`bplib.flatten`), the central difference of the
+(for a network, ``loss_and_grads`` through :func:`bplib.params.flatten`), the central difference of the
 gradient along a direction :math:`v` is
 
 .. math::
