@@ -58,7 +58,6 @@ from . import functional as bf
 from ._checks import check_choice, check_tensor
 from .init import he, xavier
 
-Tensor = torch.Tensor
 
 
 # ------------------------------------------------------------------------------ caches on ctx
@@ -73,10 +72,10 @@ class _Saved:
 
 def _save_cache(ctx: torch.autograd.function.FunctionCtx, cache: object) -> None:
     """Save a (nested tuple) cache: its tensors by ``save_for_backward``, the rest as its skeleton."""
-    tensors: list[Tensor] = []
+    tensors: list[torch.Tensor] = []
 
     def strip(item: object) -> object:
-        if isinstance(item, Tensor):
+        if isinstance(item, torch.Tensor):
             tensors.append(item)
             return _Saved(len(tensors) - 1)
         return tuple(strip(i) for i in item) if isinstance(item, tuple) else item
@@ -96,11 +95,14 @@ def _load_cache(ctx: torch.autograd.function.FunctionCtx) -> object:
     return fill(ctx.skeleton)
 
 
-def _first_order(backward: Callable[..., tuple[Tensor | None, ...]]) -> Callable[..., tuple[Tensor | None, ...]]:
+Gradients = tuple[torch.Tensor | None, ...]
+
+
+def _first_order(backward: Callable[..., Gradients]) -> Callable[..., Gradients]:
     """A backward that refuses ``create_graph=True``: no second derivative through a bplib backward."""
 
     @functools.wraps(backward)
-    def first_order_backward(ctx: torch.autograd.function.FunctionCtx, *grads: Tensor) -> tuple[Tensor | None, ...]:
+    def first_order_backward(ctx: torch.autograd.function.FunctionCtx, *grads: torch.Tensor) -> Gradients:
         if torch.is_grad_enabled():  # autograd enables grad mode in a backward only for create_graph=True
             raise NotImplementedError(
                 f"{type(ctx).__name__}: bplib's backward passes are first-order only; a derivative of the gradient "
@@ -118,7 +120,7 @@ class LinearFunction(torch.autograd.Function):
     """:math:`z = x W^\\top + b` by :func:`bplib.functional.linear.linear_forward` and its backward."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    def forward(ctx, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Call ``linear_forward`` and save its cache ``(x, W)``."""
         z, cache = bf.linear_forward(x, W, b)
         _save_cache(ctx, cache)
@@ -126,7 +128,7 @@ class LinearFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dz: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx, dz: torch.Tensor) -> Gradients:
         """``(dx, dW, db)`` by ``linear_backward``; ``dx`` is not computed when ``x`` needs no gradient."""
         dx, dW, db = bf.linear_backward(dz, _load_cache(ctx), input_grad=ctx.needs_input_grad[0])
         return dx, dW, db
@@ -136,7 +138,7 @@ class ActivationFunction(torch.autograd.Function):
     """An element-wise activation of :data:`bplib.functional.activations.ACTIVATIONS`, chosen by name."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, name: str) -> Tensor:
+    def forward(ctx, z: torch.Tensor, name: str) -> torch.Tensor:
         """Call the forward of the activation ``name`` (``"relu"``, ``"sigmoid"``, ``"tanh"``)."""
         check_choice("activation", "name", name, tuple(bf.ACTIVATIONS))
         a, cache = bf.ACTIVATIONS[name][0](z)
@@ -146,7 +148,7 @@ class ActivationFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, da: Tensor) -> tuple[Tensor | None, None]:
+    def backward(ctx, da: torch.Tensor) -> tuple[torch.Tensor | None, None]:
         """``dz = da * sigma'(z)`` by the activation's backward; ``None`` for the name."""
         return bf.ACTIVATIONS[ctx.name][1](da, _load_cache(ctx)), None
 
@@ -155,7 +157,7 @@ class SoftmaxFunction(torch.autograd.Function):
     """:math:`p = \\operatorname{softmax}(z)` along ``dim`` by :func:`bplib.functional.softmax.softmax_forward`."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, dim: int) -> Tensor:
+    def forward(ctx, z: torch.Tensor, dim: int) -> torch.Tensor:
         """Call ``softmax_forward`` and save its cache ``(p, dim)``."""
         p, cache = bf.softmax_forward(z, dim)
         _save_cache(ctx, cache)
@@ -163,16 +165,19 @@ class SoftmaxFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dp: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx, dp: torch.Tensor) -> tuple[torch.Tensor, None]:
         """``dz = p * (dp - <dp, p>)`` by ``softmax_backward``; ``None`` for ``dim``."""
         return bf.softmax_backward(dp, _load_cache(ctx)), None
 
 
 class SoftmaxCrossEntropyFunction(torch.autograd.Function):
-    """The mean cross-entropy of ``softmax(logits)`` by :func:`bplib.functional.losses.softmax_cross_entropy_forward`."""
+    """The mean cross-entropy of ``softmax(logits)``.
+
+    By :func:`bplib.functional.losses.softmax_cross_entropy_forward` and its backward.
+    """
 
     @staticmethod
-    def forward(ctx, logits: Tensor, y: Tensor) -> Tensor:
+    def forward(ctx, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Call ``softmax_cross_entropy_forward`` and save its cache ``(p, Y)``."""
         loss, cache = bf.softmax_cross_entropy_forward(logits, y)
         _save_cache(ctx, cache)
@@ -180,7 +185,7 @@ class SoftmaxCrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dloss: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx, dloss: torch.Tensor) -> tuple[torch.Tensor, None]:
         """``dlogits = dloss * (p - Y) / m``; the labels get ``None``."""
         return bf.softmax_cross_entropy_backward(dloss, _load_cache(ctx)), None
 
@@ -189,7 +194,7 @@ class MSEFunction(torch.autograd.Function):
     """:math:`L = \\lVert \\hat Y - Y \\rVert^2 / (2m)` by :func:`bplib.functional.losses.mse_forward`."""
 
     @staticmethod
-    def forward(ctx, y_hat: Tensor, y: Tensor) -> Tensor:
+    def forward(ctx, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Call ``mse_forward`` and save its cache, the residual."""
         loss, cache = bf.mse_forward(y_hat, y)
         _save_cache(ctx, cache)
@@ -197,7 +202,7 @@ class MSEFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dloss: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx, dloss: torch.Tensor) -> tuple[torch.Tensor, None]:
         """``dy_hat = dloss * (y_hat - y) / m``; the targets get ``None``."""
         return bf.mse_backward(dloss, _load_cache(ctx)), None
 
@@ -206,7 +211,7 @@ class DropoutFunction(torch.autograd.Function):
     """Inverted dropout by :func:`bplib.functional.dropout.dropout_forward`: the mask is drawn once, in forward."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, p: float, train: bool, generator: torch.Generator | None) -> Tensor:
+    def forward(ctx, x: torch.Tensor, p: float, train: bool, generator: torch.Generator | None) -> torch.Tensor:
         """Call ``dropout_forward`` (which draws the mask from ``generator``) and save the mask."""
         out, cache = bf.dropout_forward(x, p, train=train, generator=generator)
         _save_cache(ctx, cache)
@@ -214,7 +219,7 @@ class DropoutFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dout: Tensor) -> tuple[Tensor, None, None, None]:
+    def backward(ctx, dout: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         """``dx = dout * mask`` with the saved mask; nothing is drawn."""
         return bf.dropout_backward(dout, _load_cache(ctx)), None, None, None
 
@@ -225,15 +230,15 @@ class BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx,
-        x: Tensor,
-        gamma: Tensor,
-        beta: Tensor,
-        running_mean: Tensor | None,
-        running_var: Tensor | None,
+        x: torch.Tensor,
+        gamma: torch.Tensor,
+        beta: torch.Tensor,
+        running_mean: torch.Tensor | None,
+        running_var: torch.Tensor | None,
         train: bool,
         momentum: float,
         eps: float,
-    ) -> Tensor:
+    ) -> torch.Tensor:
         """Call ``batch_norm_forward`` (which updates the running statistics in place in train mode)."""
         out, cache = bf.batch_norm_forward(
             x, gamma, beta, running_mean=running_mean, running_var=running_var, train=train, momentum=momentum, eps=eps
@@ -243,7 +248,7 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dout: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx, dout: torch.Tensor) -> Gradients:
         """``(dx, dgamma, dbeta)`` by ``batch_norm_backward``; ``None`` for the statistics and options."""
         return (*bf.batch_norm_backward(dout, _load_cache(ctx)), None, None, None, None, None)
 
@@ -252,7 +257,7 @@ class LayerNormFunction(torch.autograd.Function):
     """Layer normalisation over the last dimension by :func:`bplib.functional.normalisation.layer_norm_forward`."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Tensor:
+    def forward(ctx, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> torch.Tensor:
         """Call ``layer_norm_forward`` and save its cache ``(xhat, gamma, rstd)``."""
         out, cache = bf.layer_norm_forward(x, gamma, beta, eps=eps)
         _save_cache(ctx, cache)
@@ -260,7 +265,7 @@ class LayerNormFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dout: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx, dout: torch.Tensor) -> Gradients:
         """``(dx, dgamma, dbeta)`` by ``layer_norm_backward``; ``None`` for ``eps``."""
         return (*bf.layer_norm_backward(dout, _load_cache(ctx)), None)
 
@@ -269,7 +274,9 @@ class AttentionFunction(torch.autograd.Function):
     """Scaled dot-product attention by :func:`bplib.functional.attention.attention_forward`."""
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, causal: bool, scale: float | None) -> Tensor:
+    def forward(
+        ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float | None
+    ) -> torch.Tensor:
         """Call ``attention_forward`` and save its cache ``(q, k, v, scale, (P, dim))``."""
         out, cache = bf.attention_forward(q, k, v, causal=causal, scale=scale)
         _save_cache(ctx, cache)
@@ -277,7 +284,7 @@ class AttentionFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dout: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx, dout: torch.Tensor) -> Gradients:
         """``(dq, dk, dv)`` by ``attention_backward``; ``None`` for the options."""
         return (*bf.attention_backward(dout, _load_cache(ctx)), None, None)
 
@@ -285,67 +292,69 @@ class AttentionFunction(torch.autograd.Function):
 # ------------------------------------------------------------------------------ functions
 
 
-def linear(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
+def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``x @ W.T + b`` through :class:`LinearFunction`: ``x`` (m, n_in), ``W`` (n_out, n_in), ``b`` (n_out,)."""
     return LinearFunction.apply(x, W, b)
 
 
-def activation(z: Tensor, name: str) -> Tensor:
+def activation(z: torch.Tensor, name: str) -> torch.Tensor:
     """The activation ``name`` (``"relu"``, ``"sigmoid"``, ``"tanh"``) of ``z``, through :class:`ActivationFunction`."""
     return ActivationFunction.apply(z, name)
 
 
-def softmax(z: Tensor, dim: int = -1) -> Tensor:
+def softmax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``softmax(z)`` along ``dim`` through :class:`SoftmaxFunction`."""
     return SoftmaxFunction.apply(z, dim)
 
 
 def _check_target(fn: str, name: str, y: object) -> None:
-    if isinstance(y, Tensor) and y.requires_grad:
+    if isinstance(y, torch.Tensor) and y.requires_grad:
         raise ValueError(
             f"{fn}: argument '{name}' must not require a gradient: targets are data and bplib's loss backward "
             f"returns no gradient for them (pass {name}.detach())"
         )
 
 
-def softmax_cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of ``softmax(logits)`` against labels ``y`` (int64 indices or probability rows)."""
     _check_target("softmax_cross_entropy", "y", y)
     return SoftmaxCrossEntropyFunction.apply(logits, y)
 
 
-def mse(y_hat: Tensor, y: Tensor) -> Tensor:
+def mse(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``sum((y_hat - y)**2) / (2m)`` through :class:`MSEFunction`."""
     _check_target("mse", "y", y)
     return MSEFunction.apply(y_hat, y)
 
 
-def dropout(x: Tensor, p: float, *, train: bool = True, generator: torch.Generator | None = None) -> Tensor:
+def dropout(x: torch.Tensor, p: float, *, train: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
     """Inverted dropout through :class:`DropoutFunction`; ``generator`` is required when ``train`` and ``p > 0``."""
     return DropoutFunction.apply(x, p, train, generator)
 
 
 def batch_norm(
-    x: Tensor,
-    gamma: Tensor,
-    beta: Tensor,
+    x: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
     *,
-    running_mean: Tensor | None = None,
-    running_var: Tensor | None = None,
+    running_mean: torch.Tensor | None = None,
+    running_var: torch.Tensor | None = None,
     train: bool = True,
     momentum: float = 0.1,
     eps: float = 1e-5,
-) -> Tensor:
+) -> torch.Tensor:
     """Batch normalisation of ``x`` (m, n) through :class:`BatchNormFunction`, with bplib's keywords."""
     return BatchNormFunction.apply(x, gamma, beta, running_mean, running_var, train, momentum, eps)
 
 
-def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, *, eps: float = 1e-5) -> Tensor:
+def layer_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, *, eps: float = 1e-5) -> torch.Tensor:
     """Layer normalisation of ``x`` (..., n) over its last dimension through :class:`LayerNormFunction`."""
     return LayerNormFunction.apply(x, gamma, beta, eps)
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, scale: float | None = None) -> Tensor:
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False, scale: float | None = None
+) -> torch.Tensor:
     """``softmax(q @ k^T * scale) @ v`` through :class:`AttentionFunction`."""
     return AttentionFunction.apply(q, k, v, causal, scale)
 
@@ -385,7 +394,7 @@ class BplibLinear(torch.nn.Module):
         self.weight = torch.nn.Parameter(draw((n_out, n_in), generator=generator, dtype=dtype, device=device))
         self.bias = torch.nn.Parameter(torch.zeros(n_out, dtype=dtype, device=device))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ weight.T + bias`` through :class:`LinearFunction`."""
         return linear(x, self.weight, self.bias)
 
@@ -420,7 +429,9 @@ class BplibMLP(torch.nn.Module):
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2 or not all(
             isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes
         ):
-            raise ValueError(f"BplibMLP: argument 'sizes' must be a sequence of at least 2 positive ints, got {sizes!r}")
+            raise ValueError(
+                f"BplibMLP: argument 'sizes' must be a sequence of at least 2 positive ints, got {sizes!r}"
+            )
         self.activation = check_choice("BplibMLP", "activation", activation, tuple(bf.ACTIVATIONS))
         scheme = "he" if activation == "relu" else "xavier"
         self.layers = torch.nn.ModuleList(
@@ -428,7 +439,7 @@ class BplibMLP(torch.nn.Module):
             for n_in, n_out in zip(sizes[:-1], sizes[1:])
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The logits: ``activation(layer(x))`` for every layer but the last, which stays affine."""
         check_tensor("BplibMLP.forward", "x", x, ndim=2, floating=True)
         *hidden, last = self.layers

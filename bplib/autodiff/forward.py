@@ -47,90 +47,89 @@ from ._operands import (
 )
 from .counting import _record
 
-Tensor = torch.Tensor
-_PartialJVPs = tuple[Callable[[Tensor], Tensor], ...]
+_PartialJVPs = tuple[Callable[[torch.Tensor], torch.Tensor], ...]
 
 
 # ------------------------------------------------------------------------------ the rules, each beside its forward
 
 
-def _add(a: Tensor, b: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _add(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     return a + b, (lambda a_dot: a_dot, lambda b_dot: b_dot)
 
 
-def _sub(a: Tensor, b: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _sub(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     return a - b, (lambda a_dot: a_dot, lambda b_dot: -b_dot)
 
 
-def _neg(a: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _neg(a: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     return -a, (lambda a_dot: -a_dot,)
 
 
-def _mul(a: Tensor, b: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _mul(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     return a * b, (lambda a_dot: a_dot * b, lambda b_dot: a * b_dot)
 
 
-def _div(a: Tensor, b: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _div(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     out = a / b
     return out, (lambda a_dot: a_dot / b, lambda b_dot: -b_dot * out / b)
 
 
-def _pow(a: Tensor, *, exponent: float) -> tuple[Tensor, _PartialJVPs]:
+def _pow(a: torch.Tensor, *, exponent: float) -> tuple[torch.Tensor, _PartialJVPs]:
     return a**exponent, (lambda a_dot: a_dot * exponent * a ** (exponent - 1),)
 
 
-def _matmul(a: Tensor, b: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     return a @ b, (lambda a_dot: a_dot @ b, lambda b_dot: a @ b_dot)
 
 
-def _transpose(a: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _transpose(a: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     return a.mT, (lambda a_dot: a_dot.mT,)
 
 
-def _sum(a: Tensor, *, dim: int | None = None) -> tuple[Tensor, _PartialJVPs]:
-    def total(t: Tensor) -> Tensor:  # linear, so its JVP is itself
+def _sum(a: torch.Tensor, *, dim: int | None = None) -> tuple[torch.Tensor, _PartialJVPs]:
+    def total(t: torch.Tensor) -> torch.Tensor:  # linear, so its JVP is itself
         return t.sum() if dim is None else t.sum(dim)
 
     return total(a), (total,)
 
 
-def _mean(a: Tensor, *, dim: int | None = None) -> tuple[Tensor, _PartialJVPs]:
-    def average(t: Tensor) -> Tensor:  # linear, so its JVP is itself
+def _mean(a: torch.Tensor, *, dim: int | None = None) -> tuple[torch.Tensor, _PartialJVPs]:
+    def average(t: torch.Tensor) -> torch.Tensor:  # linear, so its JVP is itself
         return t.mean() if dim is None else t.mean(dim)
 
     return average(a), (average,)
 
 
-def _exp(a: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _exp(a: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     out = a.exp()
     return out, (lambda a_dot: a_dot * out,)
 
 
-def _log(a: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _log(a: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     return a.log(), (lambda a_dot: a_dot / a,)
 
 
-def _tanh(a: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _tanh(a: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     out = a.tanh()
     return out, (lambda a_dot: a_dot * (1 - out * out),)
 
 
-def _relu(a: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _relu(a: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     return a.clamp_min(0), (lambda a_dot: a_dot * (a > 0),)  # 0 at a = 0, as torch takes it
 
 
-def _sigmoid(a: Tensor) -> tuple[Tensor, _PartialJVPs]:
+def _sigmoid(a: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
     out = a.sigmoid()
     return out, (lambda a_dot: a_dot * out * (1 - out),)
 
 
-def _log_softmax(a: Tensor, *, dim: int = -1) -> tuple[Tensor, _PartialJVPs]:
+def _log_softmax(a: torch.Tensor, *, dim: int = -1) -> tuple[torch.Tensor, _PartialJVPs]:
     out = a.log_softmax(dim)
     p = out.exp()
     return out, (lambda a_dot: a_dot - (p * a_dot).sum(dim, keepdim=True),)
 
 
-JVP_RULES: dict[str, Callable[..., tuple[Tensor, _PartialJVPs]]] = {
+JVP_RULES: dict[str, Callable[..., tuple[torch.Tensor, _PartialJVPs]]] = {
     "add": _add,
     "sub": _sub,
     "neg": _neg,
@@ -148,7 +147,7 @@ JVP_RULES: dict[str, Callable[..., tuple[Tensor, _PartialJVPs]]] = {
     "sigmoid": _sigmoid,
     "log_softmax": _log_softmax,
 }
-"""The JVP rule of each primitive: ``rule(*primals, **params) -> (primal_out, partial JVPs)``."""
+"""Each primitive's JVP rule, ``rule(*primals, **params) -> (primal_out, partial JVPs)``."""
 
 # ------------------------------------------------------------------------------ dual numbers
 
@@ -165,7 +164,7 @@ class Dual:
         whose tangent is zero.
     """
 
-    def __init__(self, primal: Tensor | float, tangent: Tensor | None = None) -> None:
+    def __init__(self, primal: torch.Tensor | float, tangent: torch.Tensor | None = None) -> None:
         self.primal = as_data("Dual", "primal", primal)
         if tangent is not None:
             check_tensor("Dual", "tangent", tangent, floating=True)
@@ -181,40 +180,40 @@ class Dual:
     def __repr__(self) -> str:
         return f"Dual(shape={tuple(self.shape)}, tangent={'zero' if self.tangent is None else 'given'})"
 
-    def __add__(self, other: Dual | Tensor | float) -> Dual:
+    def __add__(self, other: Dual | torch.Tensor | float) -> Dual:
         return apply("add", self, other)
 
-    def __radd__(self, other: Tensor | float) -> Dual:
+    def __radd__(self, other: torch.Tensor | float) -> Dual:
         return apply("add", _constant("add", other, self), self)
 
-    def __sub__(self, other: Dual | Tensor | float) -> Dual:
+    def __sub__(self, other: Dual | torch.Tensor | float) -> Dual:
         return apply("sub", self, other)
 
-    def __rsub__(self, other: Tensor | float) -> Dual:
+    def __rsub__(self, other: torch.Tensor | float) -> Dual:
         return apply("sub", _constant("sub", other, self), self)
 
     def __neg__(self) -> Dual:
         return apply("neg", self)
 
-    def __mul__(self, other: Dual | Tensor | float) -> Dual:
+    def __mul__(self, other: Dual | torch.Tensor | float) -> Dual:
         return apply("mul", self, other)
 
-    def __rmul__(self, other: Tensor | float) -> Dual:
+    def __rmul__(self, other: torch.Tensor | float) -> Dual:
         return apply("mul", _constant("mul", other, self), self)
 
-    def __truediv__(self, other: Dual | Tensor | float) -> Dual:
+    def __truediv__(self, other: Dual | torch.Tensor | float) -> Dual:
         return apply("div", self, other)
 
-    def __rtruediv__(self, other: Tensor | float) -> Dual:
+    def __rtruediv__(self, other: torch.Tensor | float) -> Dual:
         return apply("div", _constant("div", other, self), self)
 
     def __pow__(self, exponent: float) -> Dual:
         return apply("pow", self, exponent=exponent)
 
-    def __matmul__(self, other: Dual | Tensor) -> Dual:
+    def __matmul__(self, other: Dual | torch.Tensor) -> Dual:
         return apply("matmul", self, other)
 
-    def __rmatmul__(self, other: Tensor) -> Dual:
+    def __rmatmul__(self, other: torch.Tensor) -> Dual:
         return apply("matmul", _constant("matmul", other, self), self)
 
     @property
@@ -259,10 +258,16 @@ def _constant(op: str, x: object, like: Dual) -> Dual:
     return Dual(constant(f"Dual.{op}", "other", x, like.primal))
 
 
-def _check(op: str, duals: list[Dual], params: dict[str, object]) -> None:
-    fn = f"Dual.{op}"
-    check_signature(op, len(duals), params)
-    a = duals[0].primal
+def _operands(op: str, operands: tuple[object, ...], params: dict[str, object]) -> list[Dual]:
+    """The operands of :func:`apply` as Duals (constants without tangent), after checking them."""
+    if op not in JVP_RULES:
+        raise ValueError(f"apply: argument 'op' must be one of {', '.join(map(repr, JVP_RULES))}, got {op!r}")
+    if not operands or not isinstance(operands[0], Dual):
+        got = type(operands[0]).__name__ if operands else "no operand"
+        raise TypeError(f"apply: the first operand of {op!r} must be a Dual, got {got}")
+    check_signature(op, len(operands), params)
+    duals = [x if isinstance(x, Dual) else _constant(op, x, operands[0]) for x in operands]
+    fn, a = f"Dual.{op}", duals[0].primal
     if op in BINARY:
         check_operands(fn, op, a, duals[1].primal)
     elif op == "transpose":
@@ -272,41 +277,42 @@ def _check(op: str, duals: list[Dual], params: dict[str, object]) -> None:
     elif op in PARAMETERS:  # sum, mean, log_softmax: a dimension
         default = -1 if op == "log_softmax" else None
         check_dim(fn, params.get("dim", default), a.dim(), optional=op != "log_softmax")
+    return duals
 
 
-def apply(op: str, *operands: Dual | Tensor | float, **params: object) -> Dual:
-    """Apply the primitive named ``op``: evaluate its rule, then sum the partial JVPs of the tangents given.
+def apply(op: str, *operands: Dual | torch.Tensor | float, **params: object) -> Dual:
+    """Apply the primitive ``op``: its rule, then the sum of the tangents' partial JVPs.
 
-    Parameters (``dim``, ``exponent``) are passed by keyword.  The first operand must be a Dual.
+    Parameters (``dim``, ``exponent``) are passed by keyword.  The first operand must
+    be a Dual; the others may be Duals, tensors or numbers.
     """
-    if op not in JVP_RULES:
-        raise ValueError(f"apply: argument 'op' must be one of {', '.join(map(repr, JVP_RULES))}, got {op!r}")
-    if not operands or not isinstance(operands[0], Dual):
-        got = type(operands[0]).__name__ if operands else "no operand"
-        raise TypeError(f"apply: the first operand of {op!r} must be a Dual, got {got}")
-    duals = [x if isinstance(x, Dual) else _constant(op, x, operands[0]) for x in operands]
-    _check(op, duals, params)
+    duals = _operands(op, operands, params)
     primal, partial_jvps = JVP_RULES[op](*(d.primal for d in duals), **params)
     _record("primal", op)
-    terms = [jvp(d.tangent) for jvp, d in zip(partial_jvps, duals) if d.tangent is not None]
-    if not terms:
+    terms = [partial(d.tangent) for partial, d in zip(partial_jvps, duals)
+             if d.tangent is not None]
+    if not terms:  # only constants: no tangent to compute
         return Dual(primal)
     _record("tangent", op)
     tangent = terms[0] if len(terms) == 1 else terms[0] + terms[1]
-    return Dual(primal, tangent.expand(primal.shape))
+    return Dual(primal, tangent.expand(primal.shape))  # broadcast, as the primal was
 
 
-def jvp(f: Callable[..., Dual], primals: tuple[Tensor, ...], tangents: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+def jvp(
+    f: Callable[..., Dual], primals: tuple[torch.Tensor, ...], tangents: tuple[torch.Tensor, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Evaluate ``f`` on Duals; return its output and the Jacobian–vector product :math:`J \\dot x`.
 
     As ``torch.func.jvp``: ``primals`` and ``tangents`` are tuples of tensors, one pair per argument
     of ``f``.  An output that does not depend on the inputs gets a zero tangent.
     """
     if not isinstance(primals, tuple) or not isinstance(tangents, tuple) or len(primals) != len(tangents):
+        lengths = f" of lengths {len(primals)} and {len(tangents)}" if isinstance(primals, tuple) and isinstance(
+            tangents, tuple
+        ) else ""
         raise TypeError(
             f"jvp: arguments 'primals' and 'tangents' must be tuples of tensors of the same length, got "
-            f"{type(primals).__name__} and {type(tangents).__name__}"
-            + (f" of lengths {len(primals)} and {len(tangents)}" if isinstance(primals, tuple) and isinstance(tangents, tuple) else "")
+            f"{type(primals).__name__} and {type(tangents).__name__}{lengths}"
         )
     out = f(*(Dual(p, t) for p, t in zip(primals, tangents)))
     if not isinstance(out, Dual):
@@ -314,7 +320,7 @@ def jvp(f: Callable[..., Dual], primals: tuple[Tensor, ...], tangents: tuple[Ten
     return out.primal, torch.zeros_like(out.primal) if out.tangent is None else out.tangent
 
 
-def jacobian(f: Callable[[Dual], Dual], x: Tensor) -> Tensor:
+def jacobian(f: Callable[[Dual], Dual], x: torch.Tensor) -> torch.Tensor:
     """The Jacobian of ``f`` at ``x``, one column per input entry: one forward pass per input (n of them).
 
     Shape ``out.shape + x.shape``, as ``torch.autograd.functional.jacobian`` returns it.

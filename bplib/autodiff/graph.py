@@ -19,18 +19,22 @@ _FILL = {"leaf": "#cfe2f3", "const": "#eeeeee"}  # every other node (an operatio
 
 
 def layered_layout(root: Value) -> dict[Value, tuple[float, float]]:
-    """Positions ``(layer, height)`` of every node of ``root``'s graph; layer 0 holds the leaves."""
+    """Positions ``(layer, height)`` of every node of ``root``'s graph; layer 0 holds the leaves.
+
+    Within a layer, nodes are ordered by the mean height of their parents (the barycentre
+    heuristic), which keeps most edges from crossing, and centred on height 0.
+    """
     order = topological_order(root)
     layer: dict[Value, int] = {}
     for node in order:  # parents first, so their layers are known
         layer[node] = 1 + max((layer[p] for p in node.parents), default=-1)
-    stacked = Counter(layer.values())
-    placed: Counter[int] = Counter()
-    positions = {}
-    for node in order:
-        k = layer[node]
-        positions[node] = (float(k), (stacked[k] - 1) / 2 - placed[k])
-        placed[k] += 1
+    positions: dict[Value, tuple[float, float]] = {}
+    for k in range(max(layer.values()) + 1):
+        members = [node for node in order if layer[node] == k]
+        if k > 0:  # highest parents first; sorted() is stable, so ties keep the topological order
+            members = sorted(members, key=lambda v: -sum(positions[p][1] for p in v.parents) / len(v.parents))
+        for i, node in enumerate(members):
+            positions[node] = (float(k), (len(members) - 1) / 2 - i)
     return positions
 
 
@@ -84,11 +88,15 @@ def draw_graph(root: Value, *, ax=None, digits: int = 3):  # noqa: ANN001, ANN20
         multiplicity = Counter(id(p) for p in node.parents)
         drawn: Counter[int] = Counter()
         for parent in node.parents:
+            x0, y0 = positions[parent]
+            # an edge that skips a layer bows away from the middle, around the boxes in between;
+            # parallel edges (x * x, a fork) spread into separate arcs
+            bend = 0.0 if x1 - x0 == 1 else (0.3 if y0 + y1 <= 0 else -0.3)
             n = multiplicity[id(parent)]
-            bend = 0.35 * (drawn[id(parent)] - (n - 1) / 2)  # 0 for a single edge, +-arcs for a fork
+            bend += 0.35 * (drawn[id(parent)] - (n - 1) / 2)
             drawn[id(parent)] += 1
             ax.annotate(
-                "", xy=(x1, y1), xytext=positions[parent],
+                "", xy=(x1, y1), xytext=(x0, y0),
                 arrowprops=dict(arrowstyle="-|>", color="0.35", shrinkA=30, shrinkB=30,
                                 connectionstyle=f"arc3,rad={bend}"),
             )

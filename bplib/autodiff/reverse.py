@@ -319,32 +319,42 @@ class Value:
 
     # -------------------------------------------------------------------------- the sweep
 
-    def backward(self, seed: torch.Tensor | None = None) -> None:
-        """Compute the ``grad`` of every Value this one depends on, with ``self.grad = seed`` to start.
-
-        ``seed`` is :math:`\\bar y`, the gradient of some final scalar with respect to this Value, of
-        its shape; it may be left out when this Value holds a single number (the seed is then 1).
-        """
+    def _checked_seed(self, seed: torch.Tensor | None) -> torch.Tensor:
+        """The seed of :meth:`backward`: given and checked, or 1 for a single number."""
         fn = "Value.backward"
         if not self.requires_grad:
-            raise ValueError(f"{fn}: this Value depends on no Value with requires_grad=True, so it has no gradient to compute")
+            raise ValueError(
+                f"{fn}: this Value depends on no Value with requires_grad=True, so it has no gradient to compute"
+            )
         if seed is None:
             if self.data.numel() != 1:
                 raise ValueError(
                     f"{fn}: argument 'seed' is required for an output of shape {tuple(self.shape)}: pass the "
                     f"gradient of the final scalar with respect to this output, a tensor of that shape"
                 )
-            seed = torch.ones_like(self.data)
+            return torch.ones_like(self.data)
         check_tensor(fn, "seed", seed, floating=True)
         check_same_dtype_and_device(fn, ("self", self.data), ("seed", seed))
         if seed.shape != self.shape:
-            raise ValueError(f"{fn}: argument 'seed' must have the output's shape {tuple(self.shape)}, got {tuple(seed.shape)}")
+            raise ValueError(
+                f"{fn}: argument 'seed' must have the output's shape {tuple(self.shape)}, got {tuple(seed.shape)}"
+            )
+        return seed
+
+    def backward(self, seed: torch.Tensor | None = None) -> None:
+        """Compute the ``grad`` of every Value this one depends on, from ``seed``.
+
+        ``seed`` is :math:`\\bar y`, the gradient of some final scalar with respect to
+        this Value, of its shape; it may be left out when this Value holds a single
+        number (the seed is then 1).
+        """
+        seed = self._checked_seed(seed)
         order = [node for node in topological_order(self) if node.requires_grad]
         for node in order:
             if node.parents:
-                node.grad = None  # intermediate adjoints start afresh; leaves accumulate
+                node.grad = None  # intermediates start afresh; leaves accumulate
         self._accumulate(lambda: seed)
-        for node in reversed(order):  # every child before its parents: each adjoint complete when used
+        for node in reversed(order):  # after all its uses: its adjoint is complete
             if node._backward is not None:
                 _record("adjoint", node.op)
                 node._backward()
