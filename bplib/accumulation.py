@@ -56,9 +56,9 @@ def accumulated_loss_and_grads(
 
     Returns
     -------
-    loss, grads:
-        The mean loss over the :math:`m` rows and its gradients, a :class:`~bplib.params.Params` of the
-        kind ``loss_and_grads`` returns.
+    tuple[torch.Tensor, Params]
+        ``(loss, grads)``: the mean loss over the :math:`m` rows and its gradients, a
+        :class:`~bplib.params.Params` of the kind ``loss_and_grads`` returns.
     """
     fn = "accumulated_loss_and_grads"
     if not callable(loss_and_grads):

@@ -219,9 +219,9 @@ def checkpointed_loss_and_grads(
 
     Returns
     -------
-    loss, grads:
-        The loss (a 0-d tensor) and the gradients as an :class:`~bplib.params.MLPParams` in the order of
-        :attr:`bplib.MLP.parameters`.
+    tuple[torch.Tensor, MLPParams]
+        ``(loss, grads)``: the loss (a 0-d tensor) and the gradients as an :class:`~bplib.params.MLPParams`
+        in the order of :attr:`bplib.MLP.parameters`.
     """
     fn = "checkpointed_loss_and_grads"
     if not isinstance(net, MLP):
