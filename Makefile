@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make book   install everything into .venv, run every notebook once (run time, memory, outputs against
 #               the committed ones: the Execution status appendix) and build the HTML book into _build/html
-#   make test   install everything, build the book, and run the whole test suite on all cores: pytest over
+#   make test   install everything, build the book, and run the whole test suite on two cores: pytest over
 #               tests/, nbval over every notebook under perturbed numerics, the built pages in headless Chromium
 # and `make bench` for the benchmarks in bench/.
 
@@ -21,7 +21,7 @@ export PYTHONHASHSEED := 0
 # numerics make an output that depends on it (printed rounding noise) fail here first. pyproject.toml names
 # the kernel in nbval's options; each notebook's kernel has one thread, so pytest runs on TEST_WORKERS cores.
 PORTABLE_KERNEL := $(VENV)/share/jupyter/kernels/python3-portable/kernel.json
-PORTABLE_NUMERICS := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
+PORTABLE_KERNEL_ENV := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 TEST_WORKERS ?= 2
 
 .PHONY: install chromium book test bench clean
@@ -41,7 +41,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 $(PORTABLE_KERNEL): $(STAMP) Makefile
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3-portable \
-	    --display-name "Python 3 (portable numerics)" $(foreach v,$(PORTABLE_NUMERICS),--env $(subst =, ,$(v)))
+	    --display-name "Python 3 (portable numerics)" $(foreach v,$(PORTABLE_KERNEL_ENV),--env $(subst =, ,$(v)))
 
 book: $(STAMP) $(MATHJAX)
 	$(BIN)/python book/_ext/measure_notebooks.py --out _build/execution_status.json
@@ -51,9 +51,10 @@ book: $(STAMP) $(MATHJAX)
 $(MATHJAX):
 	npm install --no-save --no-package-lock --no-audit --no-fund --prefix _build/mathjax-npm mathjax@$(MATHJAX_VERSION)
 
-# --dist loadscope keeps the cells of a notebook in one worker, in order, in one kernel.
+# --dist loadscope keeps the cells of a notebook in one worker, in order, in one kernel. Each worker gets one
+# core: one thread for the unit tests too (two busy OpenMP pools on two cores only get in each other's way).
 test: book chromium $(PORTABLE_KERNEL)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 bench: $(STAMP)
 	$(BIN)/python bench/mlp_step.py

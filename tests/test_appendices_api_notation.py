@@ -151,7 +151,8 @@ def canonical(modname: str, name: str) -> str:
 def public_api() -> dict[str, set[str]]:
     """Every public name of bplib, qualified where it is defined, with the names it is exported as.
 
-    The public methods and properties of its classes are included, with the class's names as prefixes.
+    The public methods and properties of its classes are included, with the class's names as prefixes, where
+    bplib defines them (not those a class inherits from PyTorch, such as ``torch.autograd.Function``'s).
     """
     api: dict[str, set[str]] = {}
     for modname in MODULES:
@@ -166,7 +167,9 @@ def public_api() -> dict[str, set[str]]:
         obj = getattr(importlib.import_module(modname), name)
         if inspect.isclass(obj):
             for member, value in inspect.getmembers(obj):
-                if not member.startswith("_") and (inspect.isfunction(value) or isinstance(value, property)):
+                owner = next(k for k in obj.__mro__ if member in vars(k))  # members of torch's base classes are not bplib's
+                if (not member.startswith("_") and owner.__module__.startswith("bplib")
+                        and (inspect.isfunction(value) or isinstance(value, property))):
                     api[f"{qualname}.{member}"] = {f"{alias}.{member}" for alias in aliases}
     return api
 
