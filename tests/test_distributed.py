@@ -201,7 +201,7 @@ def test_pool_reports_a_workers_error_and_stays_usable(pool):
 
 def test_a_closed_pool_leaves_no_process_and_no_port():
     with WorkerPool(2) as small:
-        processes, port = list(small._processes), small._store.port
+        processes, port = small.processes, small._store.port
         assert small.run(backend_for, 2) == ["gloo", "gloo"]
     assert all(not p.is_alive() and p.exitcode == 0 for p in processes)
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):

@@ -16,7 +16,7 @@ The rooms, each on :mod:`bplib.mlp`, :mod:`bplib.functional`, :mod:`bplib.params
   data (GPipe, one-forward-one-backward), their simulation and bubble, and an MLP cut into stages
   that exchange activations and errors.
 
-Tasks for a :class:`WorkerPool` are module-level functions here, called on every rank at once; a
+Tasks for a :class:`~bplib.distributed.launch.WorkerPool` are module-level functions here, called on every rank at once; a
 script started by ``torchrun`` (``scripts/data_parallel.py``) calls the same functions.
 """
 

@@ -64,20 +64,24 @@ def shard(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     return torch.tensor_split(batch, world_size)[rank]
 
 
-def all_reduce_mean(loss: torch.Tensor, grads: Params, count: int) -> tuple[torch.Tensor, Params]:
-    """Combine every rank's mean loss and gradient over its ``count`` rows into those of the whole batch.
+def all_reduce_mean(
+    loss: torch.Tensor, grads: Params, count: int
+) -> tuple[torch.Tensor, Params]:
+    """Combine every rank's mean loss and gradient over ``count`` rows into the batch's.
 
-    Called on every rank of the process group at once.  One all-reduce sums the vector
-    :math:`(m_r g_r, m_r \\mathcal{L}_r, m_r)` over the ranks; dividing by :math:`\\sum_r m_r` gives
-    :math:`\\nabla \\mathcal{L}_B` and :math:`\\mathcal{L}_B`, the same on every rank.  A rank with an empty
-    shard passes zeros and ``count=0``.  Returns ``(loss, grads)`` shaped like the input.
+    Called on every rank of the process group at once.  One all-reduce sums
+    :math:`(m_r g_r, m_r \\mathcal{L}_r, m_r)` over the ranks; dividing by
+    :math:`\\sum_r m_r` gives :math:`\\nabla \\mathcal{L}_B` and :math:`\\mathcal{L}_B`,
+    the same on every rank.  A rank with an empty shard passes zeros and ``count=0``.
+    Returns ``(loss, grads)`` shaped like the input.
     """
     fn = "all_reduce_mean"
     check_tensor(fn, "loss", loss, ndim=0, floating=True)
     _check_count(fn, "count", count, 0)
     theta, unflatten = flatten(grads)  # (P,), a new tensor
-    message = torch.cat([theta * count, (loss * count).reshape(1), theta.new_tensor([count])])  # (P + 2,)
-    dist.all_reduce(message)  # sum over the ranks
+    m_r = theta.new_tensor([count])
+    message = torch.cat([theta * count, (loss * count).reshape(1), m_r])  # (P + 2,)
+    dist.all_reduce(message)  # summed over the ranks
     total = message[-1]
     if total == 0:
         raise ValueError(f"{fn}: every rank passed count=0; the batch has no rows")
@@ -133,7 +137,7 @@ def data_parallel_sgd(
     Called on every rank at once.  The replica is a copy (``net`` is not modified); rank 0's
     parameters are broadcast first.  Each step: the shard's gradient, :func:`all_reduce_mean`,
     one step of :class:`bplib.optim.SGD`.  Returns the final parameters, flattened
-    (:func:`bplib.flatten`), and the full-batch loss before each step.
+    (:func:`bplib.params.flatten`), and the full-batch loss before each step.
     """
     fn = "data_parallel_sgd"
     _check_count(fn, "steps", steps, 0)

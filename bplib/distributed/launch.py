@@ -123,7 +123,8 @@ class WorkerPool:
     quiet:
         Discard the workers' standard output and error (results come back through :meth:`run`).
     start_method:
-        How the processes start (:mod:`multiprocessing`); by default :func:`default_start_method`.
+        How the processes start (a start method of ``multiprocessing``); by default
+        :func:`default_start_method`.
     """
 
     def __init__(self, world_size: int, *, backend: str | None = None, timeout_s: float = 60.0, quiet: bool = True, start_method: str | None = None):
@@ -163,6 +164,11 @@ class WorkerPool:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def processes(self) -> tuple:
+        """The worker processes (``multiprocessing.Process``), rank by rank; after :meth:`close` none is alive."""
+        return tuple(self._processes)
 
     def _collect(self, what: str) -> list[Any]:
         """One message from every rank, in rank order; a ``RuntimeError`` with the traceback if a rank failed."""

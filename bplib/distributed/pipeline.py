@@ -45,7 +45,7 @@ from ..params import MLPParams, Params
 from .schedule import gpipe_order, one_f_one_b_order, simulate_schedule
 
 SCHEDULES = {"gpipe": gpipe_order, "1f1b": one_f_one_b_order}
-"""The orders a pipeline can run: ``"gpipe"`` and ``"1f1b"`` (:mod:`bplib.distributed.schedule`)."""
+"""Which orders a pipeline can run, by name, ``"gpipe"`` and ``"1f1b"`` (see :mod:`bplib.distributed.schedule`)."""
 
 
 class PipelineStage:
@@ -156,7 +156,7 @@ class StageResult:
     loss: torch.Tensor | None
     """The batch loss :math:`\\mathcal{L}` (last stage), ``None`` elsewhere."""
     deltas: dict[int, torch.Tensor] = field(default_factory=dict)
-    """``deltas[j]``: the :math:`\\Delta^{l_{s+1}}` rows of micro-batch :math:`j` received from the next stage."""
+    """The errors :math:`\\Delta^{l_{s+1}}` received from the next stage, by micro-batch (key :math:`j`)."""
     log: list[tuple[str, int]] = field(default_factory=list)
     """The tasks in the order the stage ran them."""
 

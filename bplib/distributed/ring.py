@@ -43,16 +43,19 @@ class RingTraffic:
 
 
 def ring_all_reduce(tensor: torch.Tensor) -> RingTraffic:
-    """Sum ``tensor`` over all ranks, in place, by a ring of sends and receives; return what this rank transferred.
+    """Sum ``tensor`` over all ranks, in place, by a ring; return what this rank sent.
 
-    Called on every rank of the process group at once, with tensors of one shape and dtype.  The
-    result equals ``torch.distributed.all_reduce(tensor)`` (exactly for integers; to rounding for
-    floating point, since the additions come in another order).
+    Called on every rank of the process group at once, with tensors of one shape and
+    dtype.  The result equals ``torch.distributed.all_reduce(tensor)`` (exactly for
+    integers; to rounding for floating point, whose additions come in another order).
     """
     fn = "ring_all_reduce"
     check_tensor(fn, "tensor", tensor)
     if not tensor.is_contiguous():
-        raise ValueError(f"{fn}: argument 'tensor' must be contiguous (the chunks are views of it), got strides {tensor.stride()}")
+        raise ValueError(
+            f"{fn}: argument 'tensor' must be contiguous (the chunks are views of it), "
+            f"got strides {tensor.stride()}"
+        )
     k, r = dist.get_world_size(), dist.get_rank()
     chunks = torch.tensor_split(tensor.view(-1), k)  # c_0, ..., c_{k-1}: views
     right, left = (r + 1) % k, (r - 1) % k
@@ -60,16 +63,17 @@ def ring_all_reduce(tensor: torch.Tensor) -> RingTraffic:
 
     def exchange(send_index: int, receive_index: int) -> torch.Tensor:
         nonlocal sent, received
-        outgoing, incoming = chunks[send_index], torch.empty_like(chunks[receive_index])
-        request = dist.isend(outgoing, right)  # not waited for yet: the neighbours send at the same time
+        outgoing = chunks[send_index]
+        incoming = torch.empty_like(chunks[receive_index])
+        request = dist.isend(outgoing, right)  # the neighbours send at the same time
         dist.recv(incoming, left)
         request.wait()
         sent, received = sent + outgoing.numel(), received + incoming.numel()
         return incoming
 
-    for s in range(k - 1):  # reduce-scatter
+    for s in range(k - 1):  # reduce-scatter: add the chunk that arrives
         chunks[(r - s - 1) % k].add_(exchange((r - s) % k, (r - s - 1) % k))
-    for s in range(k - 1):  # all-gather
+    for s in range(k - 1):  # all-gather: keep the complete chunk that arrives
         chunks[(r - s) % k].copy_(exchange((r + 1 - s) % k, (r - s) % k))
     return RingTraffic(sent=sent, received=received, steps=2 * (k - 1))
 

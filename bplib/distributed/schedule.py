@@ -81,7 +81,7 @@ def _dependencies(stage: int, kind: str, j: int, stages: int) -> list[tuple[int,
     return [(stage, "F", j)] + ([(stage + 1, "B", j)] if stage < stages - 1 else [])
 
 
-def check_order(fn: str, orders: object) -> int:
+def _check_order(fn: str, orders: object) -> int:
     """Check that ``orders`` lists, for every stage, each of ``("F", j)`` and ``("B", j)`` exactly once; return :math:`M`."""
     if not isinstance(orders, (list, tuple)) or len(orders) == 0:
         raise ValueError(f"{fn}: argument 'orders' must be a non-empty list with one order per stage, got {orders!r:.80}")
@@ -105,7 +105,7 @@ def simulate_schedule(orders: Order, *, forward_time: int = 1, backward_time: in
     then stage.  A ``ValueError`` if the orders wait on each other forever.
     """
     fn = "simulate_schedule"
-    micro_batches = check_order(fn, orders)
+    micro_batches = _check_order(fn, orders)
     for name, value in (("forward_time", forward_time), ("backward_time", backward_time)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{fn}: argument '{name}' must be an integer >= 1 (time slots), got {value!r}")
@@ -153,8 +153,11 @@ def slot_table(events: list[Event]) -> list[list[tuple[str, int] | None]]:
     return table
 
 
-def bubble_fraction(events: list[Event]) -> Fraction:
-    """The fraction of idle slots in :func:`slot_table`: idle slots over :math:`p` times the makespan, exactly."""
+def bubble_fraction(events: list[Event]):
+    """The fraction of idle slots in :func:`slot_table`: idle slots over :math:`p` times the makespan.
+
+    Exact: a ``fractions.Fraction`` of two slot counts.
+    """
     table = slot_table(events)
     slots = [cell for row in table for cell in row]
     return Fraction(sum(cell is None for cell in slots), len(slots))
