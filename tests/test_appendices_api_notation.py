@@ -167,7 +167,7 @@ def public_api() -> dict[str, set[str]]:
         obj = getattr(importlib.import_module(modname), name)
         if inspect.isclass(obj):
             for member, value in inspect.getmembers(obj):
-                owner = next(k for k in obj.__mro__ if member in vars(k))  # members of torch's base classes are not bplib's
+                owner = next(k for k in obj.__mro__ if member in vars(k))  # not bplib's if torch's base class has it
                 if (not member.startswith("_") and owner.__module__.startswith("bplib")
                         and (inspect.isfunction(value) or isinstance(value, property))):
                     api[f"{qualname}.{member}"] = {f"{alias}.{member}" for alias in aliases}

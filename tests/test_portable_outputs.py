@@ -25,7 +25,8 @@ CELLS = [
     # 0: data; 1: the residue of three float64 sums, printed with two significant digits (rounding noise);
     # 2: the same residues held to a bound (a verdict); 3: the numerics the kernel runs with.
     "import math\nimport torch\n\n"
-    "samples = [torch.randn(100_000, generator=torch.Generator().manual_seed(s), dtype=torch.float64) for s in range(3)]\n"
+    "samples = [torch.randn(100_000, generator=torch.Generator().manual_seed(s), dtype=torch.float64)\n"
+    "           for s in range(3)]\n"
     "residues = [abs(x.sum().item() - math.fsum(x.tolist())) / abs(math.fsum(x.tolist())) for x in samples]",
     'print(" ".join(f"{r:.1e}" for r in residues))',
     'print("every relative residue below 1e-12:", all(r < 1e-12 for r in residues))',

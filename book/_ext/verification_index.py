@@ -344,10 +344,10 @@ class VerificationIndexDirective(SphinxDirective):
         self.state.document.note_implicit_target(section, section)
         identities, _, numeric, *against = _tally(claims, routes)
         counts = ", ".join(f"{n} against {r}" for r, n in zip(routes, against) if n)
-        section += nodes.paragraph("", "", nodes.strong(str(identities), str(identities)),
-                                   nodes.Text(" identities proved by SymPy, "), nodes.strong(str(numeric), str(numeric)),
-                                   nodes.Text(" numeric checks" + (f" ({counts})" if counts else "") + ". Read the chapter: "),
-                                   self._doc_link(page), nodes.Text("."))
+        section += nodes.paragraph("", "", nodes.strong(str(identities), str(identities)))
+        section[-1] += [nodes.Text(" identities proved by SymPy, "), nodes.strong(str(numeric), str(numeric)),
+                        nodes.Text(f" numeric checks{f' ({counts})' if counts else ''}. Read the chapter: "),
+                        self._doc_link(page), nodes.Text(".")]
         rows = [Row([f"{page.number}.{i}" if page.number else str(i),
                      [p for p in (nodes.paragraph("", "", *_words(claim.parts)), _context(claim)) if p is not None],
                      _checked_by(claim),
