@@ -210,6 +210,20 @@ def test_a_closed_pool_leaves_no_process_and_no_port():
         small.run(backend_for, 2)
 
 
+def test_a_spawned_pool_gives_what_a_forked_one_gives():
+    """Spawned workers start fresh interpreters (the portable start method); the tasks are the same."""
+    net = make_net([4, 6, 3])
+    x, y = make_batch(net, 7)
+    with WorkerPool(2, start_method="spawn", timeout_s=240) as spawned:
+        assert spawned.start_method == "spawn"
+        (loss_0, grads_0), (loss_1, grads_1) = spawned.run(data_parallel_loss_and_grads, net, x, y)
+    full_loss, full_grads = net.loss_and_grads(x, y)
+    for loss, grads in ((loss_0, grads_0), (loss_1, grads_1)):
+        assert_close(loss, full_loss, claim="spawned workers: the all-reduced loss is the batch loss")
+        assert_close(flat(grads), flat(full_grads), claim="spawned workers: the full-batch gradient")
+    assert all(not p.is_alive() for p in spawned.processes)
+
+
 def test_backend_is_gloo_without_a_gpu_per_rank():
     assert backend_for(2) == ("nccl" if torch.cuda.device_count() >= 2 else "gloo")
 

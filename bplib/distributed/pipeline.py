@@ -81,26 +81,38 @@ class PipelineStage:
         return Params([t for pair in zip(self.weights, self.biases) for t in pair], names)
 
     def forward(self, inp: torch.Tensor) -> tuple[torch.Tensor, list]:
-        """Return :math:`Z^{l_{s+1}}` and the caches of the stage's layers, from :math:`Z^{l_s}` (or :math:`X`)."""
+        """:math:`Z^{l_{s+1}}` and the caches, from :math:`Z^{l_s}` (or the input X)."""
         activation_forward, _ = ACTIVATIONS[self.activation]
         caches = []
         z = inp  # Z^{l_s}, (m_j, n_{l_s}); X for the first stage
-        for i, (W, b, (c_w, c_b)) in enumerate(zip(self.weights, self.biases, self.scales)):
-            a, activation_cache = (z, None) if i == 0 and self.is_first else activation_forward(z)  # A^{l-1}
+        layers = zip(self.weights, self.biases, self.scales)
+        for i, (W, b, (c_w, c_b)) in enumerate(layers):
+            if i == 0 and self.is_first:
+                a, activation_cache = z, None  # A^0 = X
+            else:
+                a, activation_cache = activation_forward(z)  # A^{l-1} = sigma(Z^{l-1})
             z, linear_cache = linear_forward(a, c_w * W, c_b * b)  # Z^l
             caches.append((activation_cache, linear_cache))
         return z, caches
 
-    def backward(self, dout: torch.Tensor, caches: list) -> tuple[torch.Tensor | None, Params]:
-        """Return :math:`\\Delta^{l_s}` (``None`` for the first stage) and the gradients, from :math:`\\Delta^{l_{s+1}}`."""
+    def backward(
+        self, dout: torch.Tensor, caches: list
+    ) -> tuple[torch.Tensor | None, Params]:
+        """:math:`\\Delta^{l_s}` (``None`` for stage 0) and the gradients from ``dout``.
+
+        ``dout`` is :math:`\\Delta^{l_{s+1}}`, from the next stage (or from the loss).
+        """
         _, activation_backward = ACTIVATIONS[self.activation]
         grads = []
         dz = dout  # Delta^{l_{s+1}}, (m_j, n_{l_{s+1}})
-        for (activation_cache, linear_cache), (c_w, c_b) in zip(reversed(caches), reversed(self.scales)):
-            da, dW, db = linear_backward(dz, linear_cache, input_grad=activation_cache is not None)
+        backwards = zip(caches[::-1], self.scales[::-1])  # the last layer first
+        for (activation_cache, linear_cache), (c_w, c_b) in backwards:
+            needs_input = activation_cache is not None  # no dX for the network's input
+            da, dW, db = linear_backward(dz, linear_cache, input_grad=needs_input)
             grads[:0] = [c_w * dW, c_b * db]
-            dz = None if activation_cache is None else activation_backward(da, activation_cache)  # Delta^{l-1}
-        return dz, self.params.like(grads)
+            if needs_input:
+                dz = activation_backward(da, activation_cache)  # Delta^{l-1}
+        return (dz if needs_input else None), self.params.like(grads)
 
 
 def split_stages(net: MLP, boundaries: Sequence[int]) -> list[PipelineStage]:
