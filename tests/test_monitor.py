@@ -144,6 +144,8 @@ def test_errors(generator):
         step_statistics(0.0, caches, list(grads), W, W)
     with pytest.raises(ValueError, match=rf"{fn}: argument 'caches' must be the 2 layer caches of MLP.forward_with_caches, got 1"):
         step_statistics(0.0, caches[:1], grads, W, W)
+    with pytest.raises(ValueError, match=rf"{fn}: argument 'caches' must be the 2 layer caches of MLP.forward_with_caches, got NoneType"):
+        step_statistics(0.0, None, grads, W, W)
     with pytest.raises(TypeError, match=rf"{fn}: argument 'before' must be a sequence of weight tensors, got Tensor"):
         step_statistics(0.0, caches, grads, W[0], W)
     with pytest.raises(ValueError, match=rf"{fn}: argument 'after' must hold one weight matrix per layer \(2\), got 1"):
