@@ -117,7 +117,10 @@ def _first_order(backward: Callable[..., Gradients]) -> Callable[..., Gradients]
 
 
 class LinearFunction(torch.autograd.Function):
-    """:math:`z = x W^\\top + b` by :func:`bplib.functional.linear.linear_forward` and its backward."""
+    """:math:`z = x W^\\top + b` by :func:`bplib.functional.linear.linear_forward`.
+
+    The backward is :func:`bplib.functional.linear.linear_backward`.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -129,8 +132,9 @@ class LinearFunction(torch.autograd.Function):
     @staticmethod
     @_first_order
     def backward(ctx, dz: torch.Tensor) -> Gradients:
-        """``(dx, dW, db)`` by ``linear_backward``; ``dx`` is not computed when ``x`` needs no gradient."""
-        dx, dW, db = bf.linear_backward(dz, _load_cache(ctx), input_grad=ctx.needs_input_grad[0])
+        """``(dx, dW, db)`` by ``linear_backward``; no ``dx`` if ``x`` needs none."""
+        input_grad = ctx.needs_input_grad[0]
+        dx, dW, db = bf.linear_backward(dz, _load_cache(ctx), input_grad=input_grad)
         return dx, dW, db
 
 
