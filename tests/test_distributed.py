@@ -9,6 +9,7 @@ numpy's polynomial roots, counts from closed forms.
 import copy
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -408,5 +409,5 @@ def test_the_torchrun_script_trains_two_processes_to_the_full_batch_parameters()
         capture_output=True, text=True, timeout=240, cwd=ROOT,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "2 processes (gloo), shards of [6, 5] rows" in completed.stdout
+    assert re.search(r"2 processes \((gloo|nccl)\), shards of \[6, 5\] rows", completed.stdout)
     assert "bplib data-parallel SGD == full-batch SGD == DDP" in completed.stdout

@@ -119,7 +119,8 @@ class WorkerPool:
         ``"gloo"`` or ``"nccl"``; by default :func:`backend_for` chooses.
     timeout_s:
         Seconds a worker waits for the others in a collective, and the parent for a result, before
-        giving up with an error (a task that fails on one rank leaves the others waiting).
+        giving up with an error.  A task that fails on some ranks only leaves the others waiting in a
+        collective until then; close such a pool and start a new one.
     quiet:
         Discard the workers' standard output and error (results come back through :meth:`run`).
     start_method:
