@@ -26,8 +26,8 @@ are held at once -- the :math:`k` boundaries and the :math:`s - 1` inner activat
 segment -- smallest at :math:`s = \\sqrt L`, where it is :math:`2\\sqrt L - 1` instead of :math:`L`.
 The price is the forward pass of every layer whose output was not stored, :math:`(k-1)(s-1)` layers,
 less than one extra forward pass.  The gradients are those of :meth:`bplib.MLP.reference_loss_and_grads`
-to the last bit: the recomputation repeats the same operations on the same numbers, and the backward
-pass is the reference's.
+to the last bit wherever the kernels are deterministic (as on the CPU): the recomputation repeats the same
+operations on the same numbers, and the backward pass is the reference's.
 
 :class:`CacheMeter` counts what is held for the backward pass -- bytes of the activations in the
 caches and of the stored boundaries, each tensor once -- after every step of the schedule.
@@ -198,7 +198,8 @@ def checkpointed_loss_and_grads(
 ) -> tuple[torch.Tensor, MLPParams]:
     """Return ``(loss, grads)`` of ``net`` on ``(x, y)`` by backpropagation with checkpointed segments.
 
-    The same loss and gradients as :meth:`bplib.MLP.reference_loss_and_grads`, bit for bit; the schedule
+    The same loss and gradients as :meth:`bplib.MLP.reference_loss_and_grads`, bit for bit with
+    deterministic kernels; the schedule
     (module docstring) holds at most :math:`k + s - 1` activations for :math:`k` equal segments of
     length :math:`s` instead of :math:`L`, and runs the forward pass of :math:`(k-1)(s-1)` layers twice.
 
