@@ -71,6 +71,11 @@ as they act, scaled in the NTK parameterisation) and its activation cache (``Non
 output layer)."""
 
 
+def _scaled(factor: float, t: torch.Tensor) -> torch.Tensor:
+    """``factor * t``, and ``t`` itself when the factor is 1 (the standard parameterisation copies nothing)."""
+    return t if factor == 1.0 else factor * t
+
+
 def _check_variance(fn: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{fn}: argument '{name}' must be a real number, got {type(value).__name__}")
@@ -212,7 +217,7 @@ class MLP:
         last = len(params.layers) - 1
         a, caches = x, []  # A^0 = X, (m, n_0)
         for l, ((W, b), (c_w, c_b)) in enumerate(zip(params.layers, self.scales)):
-            z, linear_cache = linear_forward(a, c_w * W, c_b * b)  # Z^l, (m, n_l)
+            z, linear_cache = linear_forward(a, _scaled(c_w, W), _scaled(c_b, b))  # Z^l, (m, n_l)
             if l == last:
                 a, activation_cache = z, None  # affine output layer
             else:
@@ -236,8 +241,8 @@ class MLP:
         for (linear_cache, activation_cache), (c_w, c_b) in zip(reversed(caches), reversed(self.scales)):
             dz = da if activation_cache is None else activation_backward(da, activation_cache)  # Delta^l
             da, dW, db = linear_backward(dz, linear_cache)  # Delta^l W^l, (Delta^l)^T A^{l-1}, (Delta^l)^T 1
-            dweights.append(c_w * dW)  # the scale of the NTK parameterisation, 1 in the standard one
-            dbiases.append(c_b * db)
+            dweights.append(_scaled(c_w, dW))  # the scales of the NTK parameterisation
+            dbiases.append(_scaled(c_b, db))
         return MLPParams.from_layers(dweights[::-1], dbiases[::-1])
 
     def forward(self, x: torch.Tensor, *, params: MLPParams | None = None) -> torch.Tensor:
