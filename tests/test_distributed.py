@@ -225,6 +225,22 @@ def test_a_spawned_pool_gives_what_a_forked_one_gives():
     assert all(not p.is_alive() for p in spawned.processes)
 
 
+@pytest.mark.cuda
+def test_nccl_workers_on_gpus_train_to_the_full_batch_parameters():
+    """One rank per GPU under NCCL (spawned: CUDA cannot be forked); results come back on the CPU."""
+    world_size = min(torch.cuda.device_count(), 2)
+    net = make_net([4, 6, 3])
+    x, y = make_batch(net, 7)
+    theta_full, _ = full_batch_sgd(net, x, y, 0.3, 3)
+    with WorkerPool(world_size, backend="nccl", timeout_s=240) as gpus:
+        assert gpus.start_method == "spawn"
+        for theta, _ in gpus.run(data_parallel_sgd, net, x, y, 0.3, 3):
+            assert theta.device.type == "cpu"
+            assert_close(theta, theta_full, claim="NCCL data-parallel SGD equals full-batch SGD on the CPU")
+        for theta in gpus.run(ddp_sgd, net, x, y, 0.3, 3):
+            assert_close(theta, theta_full, claim="DDP under NCCL equals full-batch SGD on the CPU")
+
+
 def test_backend_is_gloo_without_a_gpu_per_rank():
     assert backend_for(2) == ("nccl" if torch.cuda.device_count() >= 2 else "gloo")
 
