@@ -95,14 +95,14 @@ def _load_cache(ctx: torch.autograd.function.FunctionCtx) -> object:
     return fill(ctx.skeleton)
 
 
-Gradients = tuple[torch.Tensor | None, ...]
+_Gradients = tuple[torch.Tensor | None, ...]
 
 
-def _first_order(backward: Callable[..., Gradients]) -> Callable[..., Gradients]:
+def _first_order(backward: Callable[..., _Gradients]) -> Callable[..., _Gradients]:
     """A backward that refuses ``create_graph=True``: no second derivative through a bplib backward."""
 
     @functools.wraps(backward)
-    def first_order_backward(ctx: torch.autograd.function.FunctionCtx, *grads: torch.Tensor) -> Gradients:
+    def first_order_backward(ctx: torch.autograd.function.FunctionCtx, *grads: torch.Tensor) -> _Gradients:
         if torch.is_grad_enabled():  # autograd enables grad mode in a backward only for create_graph=True
             raise NotImplementedError(
                 f"{type(ctx).__name__}: bplib's backward passes are first-order only; a derivative of the gradient "
@@ -131,7 +131,7 @@ class LinearFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dz: torch.Tensor) -> Gradients:
+    def backward(ctx, dz: torch.Tensor) -> _Gradients:
         """``(dx, dW, db)`` by ``linear_backward``; no ``dx`` if ``x`` needs none."""
         input_grad = ctx.needs_input_grad[0]
         dx, dW, db = bf.linear_backward(dz, _load_cache(ctx), input_grad=input_grad)
@@ -252,7 +252,7 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dout: torch.Tensor) -> Gradients:
+    def backward(ctx, dout: torch.Tensor) -> _Gradients:
         """``(dx, dgamma, dbeta)`` by ``batch_norm_backward``; ``None`` for the statistics and options."""
         return (*bf.batch_norm_backward(dout, _load_cache(ctx)), None, None, None, None, None)
 
@@ -269,7 +269,7 @@ class LayerNormFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dout: torch.Tensor) -> Gradients:
+    def backward(ctx, dout: torch.Tensor) -> _Gradients:
         """``(dx, dgamma, dbeta)`` by ``layer_norm_backward``; ``None`` for ``eps``."""
         return (*bf.layer_norm_backward(dout, _load_cache(ctx)), None)
 
@@ -288,7 +288,7 @@ class AttentionFunction(torch.autograd.Function):
 
     @staticmethod
     @_first_order
-    def backward(ctx, dout: torch.Tensor) -> Gradients:
+    def backward(ctx, dout: torch.Tensor) -> _Gradients:
         """``(dq, dk, dv)`` by ``attention_backward``; ``None`` for the options."""
         return (*bf.attention_backward(dout, _load_cache(ctx)), None, None)
 
