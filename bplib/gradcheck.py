@@ -318,7 +318,7 @@ def numerical_gradient(
     branches in Python on such a value, writes into ``out=`` buffers, or returns a Python
     number -- every entry is done by the element loop instead (the fallback is silent;
     the numbers are the same).  A network's pure loss, ``net.loss(x, y, params=unflatten(theta))``
-    (see :func:`bplib.flatten`), is vmappable: it is made of the public forward functions of
+    (see :func:`bplib.params.flatten`), is vmappable: it is made of the public forward functions of
     :mod:`bplib.functional`, which allocate their outputs, and whose argument checks read
     only shapes, dtypes and the labels, none of which depends on ``theta``.
 

@@ -24,12 +24,12 @@ The output layer is affine: with ``loss="mse"`` the prediction is :math:`Z^L` it
 
 Two routes compute the same gradients:
 
-* the **reference**, in this module: :meth:`MLP.forward_with_caches` and :meth:`MLP.backward` chain the
+* the **reference**, in this module: :meth:`bplib.MLP.forward_with_caches` and :meth:`bplib.MLP.backward` chain the
   public pairs of :mod:`bplib.functional` layer by layer -- in the backward pass, each layer's activation
   backward and then its linear backward, on that layer's own caches -- and allocate every result.  The
   chapters teach from it, and it is a pure function of the parameters: pass ``params=`` to evaluate the
-  network at other parameters without touching its own (:meth:`MLP.loss`, for gradient checking);
-* the **fast path**, :meth:`MLP.loss_and_grads`, in :mod:`bplib.mlp_fast`: the same arithmetic with
+  network at other parameters without touching its own (:meth:`bplib.MLP.loss`, for gradient checking);
+* the **fast path**, :meth:`bplib.MLP.loss_and_grads`, in :mod:`bplib.mlp_fast`: the same arithmetic with
   the argument checks done once, activations written into buffers the step owns, fused kernels, and no
   device synchronisation on a GPU.  It is tested equal to the reference to rounding.
 

@@ -30,14 +30,10 @@ the tensors (a :class:`Params` holds the very tensors the model updates).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
 
 import torch
 
 from ._checks import check_same_dtype_and_device, check_shape, check_tensor
-
-P = TypeVar("P", bound="Params")
-
 
 class Params(tuple):
     """A model's parameters, or the gradients with respect to them: a tuple of tensors with names.
@@ -47,7 +43,7 @@ class Params(tuple):
     ``zip``).  ``names[i]`` names entry ``i`` (``"W1"``, ``"b1"``, ...).
     """
 
-    def __new__(cls: type[P], tensors: Iterable[torch.Tensor], names: Sequence[str]) -> P:
+    def __new__(cls, tensors: Iterable[torch.Tensor], names: Sequence[str]) -> Params:
         tensors = tuple(tensors)
         names = tuple(names)
         fn = cls.__name__
@@ -66,7 +62,7 @@ class Params(tuple):
         """The name of every entry, in order."""
         return self._names
 
-    def like(self: P, tensors: Iterable[torch.Tensor]) -> P:
+    def like(self, tensors: Iterable[torch.Tensor]) -> Params:
         """A structure of the same kind and names holding ``tensors`` (e.g. the gradients of these parameters)."""
         return type(self)(tensors, self._names)
 
