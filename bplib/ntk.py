@@ -190,8 +190,8 @@ def analytic_kernels(
 
     Returns
     -------
-    (nngp, ntk):
-        Two tensors of shape (n1, n2): :math:`K^{L+1}(x_i, x'_j)` and :math:`\\Theta^{L+1}(x_i, x'_j)`, the
+    tuple[torch.Tensor, torch.Tensor]
+        ``(nngp, ntk)``, each of shape (n1, n2): :math:`K^{L+1}(x_i, x'_j)` and :math:`\\Theta^{L+1}(x_i, x'_j)`, the
         recursion of the module docstring.
 
     Equal inputs have correlation 1 exactly at every layer: wherever a row of ``x1`` equals a row of
@@ -423,8 +423,8 @@ def linearized_predictions(
 
     Returns
     -------
-    (f_train, f_test):
-        Shapes (T, n) and (T, n_test) (with a trailing k for two-dimensional targets), for the T times.
+    tuple[torch.Tensor, torch.Tensor]
+        ``(f_train, f_test)``, of shapes (T, n) and (T, n_test) (with a trailing k for two-dimensional targets), for the T times.
     """
     fn = "linearized_predictions"
     check_tensor(fn, "theta_train", theta_train, ndim=2, floating=True)
