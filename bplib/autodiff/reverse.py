@@ -320,7 +320,7 @@ class Value:
     # -------------------------------------------------------------------------- the sweep
 
     def _checked_seed(self, seed: torch.Tensor | None) -> torch.Tensor:
-        """The seed of :meth:`backward`: given and checked, or 1 for a single number."""
+        """The starting adjoint of :meth:`backward`: ``seed`` checked, or 1 for a single number."""
         fn = "Value.backward"
         if not self.requires_grad:
             raise ValueError(
@@ -346,7 +346,7 @@ class Value:
 
         ``seed`` is :math:`\\bar y`, the gradient of some final scalar with respect to
         this Value, of its shape; it may be left out when this Value holds a single
-        number (the seed is then 1).
+        number (it is then 1).
         """
         seed = self._checked_seed(seed)
         order = [node for node in topological_order(self) if node.requires_grad]
