@@ -226,7 +226,8 @@ def analytic_kernels(
     columns = rows if symmetric else _variances(expectations, x2, depth, scale, sigma_w2, sigma_b2)
     same = None if symmetric else _equal_rows(x1, x2)
     n1, n2 = len(x1), len(x2)
-    nngp, ntk = x1.new_empty(n1, n2), x1.new_empty(n1, n2)
+    nngp = x1 @ x2.T  # the inputs' dot products, (n1, n2); each block overwrites its part with K^{L+1}
+    ntk = x1.new_empty(n1, n2)
     # Row blocks small enough for the cache: every element-wise step of every layer then runs on data in
     # the cache, instead of streaming the whole (n1, n2) matrices through memory at each step.
     step = max(1, _BLOCK_ELEMENTS // max(n2, 1))
@@ -238,7 +239,7 @@ def analytic_kernels(
         else:
             block_same = None if same is None else same[r0:r1]
         k, theta = _kernels_block(
-            expectations, x1[r0:r1] @ x2[c0:].T, [v[r0:r1] for v in rows], [v[c0:] for v in columns],
+            expectations, nngp[r0:r1, c0:].clone(), [v[r0:r1] for v in rows], [v[c0:] for v in columns],
             block_same, scale, sigma_w2, sigma_b2,
         )  # fmt: skip
         for out, block in ((nngp, k), (ntk, theta)):
@@ -250,8 +251,12 @@ def analytic_kernels(
     return nngp.to(result_dtype), ntk.to(result_dtype)
 
 
-_BLOCK_ELEMENTS = 1 << 16
-"""Entries per row block of :func:`analytic_kernels` (512 KiB in float64): a few such blocks fit in a cache."""
+_BLOCK_ELEMENTS = 1 << 14
+"""Entries per row block of :func:`analytic_kernels` (128 KiB in float64): a few such blocks fit in a cache.
+
+It is also below PyTorch's grain size for splitting an element-wise operation across threads (32768
+elements), so each step on a block runs on one thread: on blocks this small the synchronisation of a
+parallel region per step costs more than a second thread gains, and much more on a busy machine."""
 
 
 def _variances(expectations, x: torch.Tensor, depth: int, scale: float, sigma_w2: float, sigma_b2: float) -> list:
