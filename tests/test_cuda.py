@@ -7,7 +7,7 @@ import bplib
 from bplib.testing import assert_close
 
 from .reference import autograd_grads, mlp_loss
-from .test_functional_layers import check_attention, check_batch_norm, check_dropout, check_layer_norm, check_softmax
+from .layer_checks import check_attention, check_batch_norm, check_dropout, check_layer_norm, check_softmax
 
 pytestmark = pytest.mark.cuda
 
