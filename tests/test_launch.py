@@ -1,7 +1,6 @@
 """Launching the notebooks: the Binder environment and the buttons on every chapter page."""
 
 import re
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest

@@ -81,5 +81,6 @@ __all__ = [
     "shard_sizes",
     "simulate_schedule",
     "slot_table",
+    "split_stages",
     "worker_device",
 ]
