@@ -8,10 +8,11 @@
     ```
 
 The directive's content names each part of the table of contents by its caption, on a line of its own, and
-says in a sentence, on the indented lines under it, what the part is about. The figure shows each part as a card with that sentence and its
-chapters, numbered as the book numbers them and linked to their pages (the links resolve like ``{doc}``, so
-the nitpicky build checks them). A part of the table of contents without a sentence, or a sentence for a
-part the table of contents does not have, is a warning: the map never names a part that is not there.
+says in a sentence, on the indented lines under it, what the part is about. The figure shows each part as a
+card with that sentence and its chapters, numbered as the book numbers them and linked to their pages (the
+links resolve like ``{doc}``, so the nitpicky build checks them). A part of the table of contents without a
+sentence, or a sentence for a part the table of contents does not have, is a warning: the map never names a
+part that is not there.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def toc_parts(root: Path) -> list[Part]:
 
 
 def part_summaries(lines: list[str]) -> dict[str, str]:
-    """{caption: sentence} from a part's caption on a line of its own and its sentence on the indented lines under it."""
+    """{caption: sentence}, from each part's caption on a line of its own and its sentence indented under it."""
     summaries: dict[str, list[str]] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():

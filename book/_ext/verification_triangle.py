@@ -158,7 +158,8 @@ def triangle_svg(chapters: list[dict], href: Callable[[str], str]) -> str:
     # One bar per chapter, all on one scale, and what the colours mean.
     scale = BAR_WIDTH / max([1, *map(_checks, chapters)])
     parts += [_text(32, bars_top - 62, "Checks per chapter", anchor="start", classes="vtri-heading", size=14),
-              _legend(bars_top - 40, "SymPy proofs:", [(PROOFS_ALL, "for every size"), (PROOFS_FIXED, "for fixed sizes")]),
+              _legend(bars_top - 40, "SymPy proofs:",
+                      [(PROOFS_ALL, "for every size"), (PROOFS_FIXED, "for fixed sizes")]),
               _legend(bars_top - 20, "numeric checks:", [(g, f"vs {name}") for g, name in GROUPS.items()])]
     parts += [_chapter_row(chapter, bars_top + i * row, scale, href(chapter["docname"]))
               for i, chapter in enumerate(chapters)]
