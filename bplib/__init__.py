@@ -17,7 +17,7 @@ above it):
   ``bplib.curvature`` (Hessian-vector products), ``bplib.features`` (random features, minimum-norm fits),
   ``bplib.ntk`` (neural tangent kernels), ``bplib.accumulation`` and ``bplib.checkpoint`` (memory),
   ``bplib.monitor`` (training statistics), ``bplib.distributed`` (data and pipeline parallelism over
-  ``torch.distributed``), ``bplib.torch_bridge`` (the pairs as ``torch.autograd.Function``\ s).
+  ``torch.distributed``), ``bplib.torch_bridge`` (the pairs as ``torch.autograd.Function``\\ s).
 * Standing alone: ``bplib.autodiff`` (two teaching engines, reverse and forward mode), ``bplib.symbolic``
   (the SymPy side of every check, which never borrows the numeric side's answers) and ``bplib.testing``
   (the tolerances and the assertions both sides are compared with).

@@ -66,9 +66,11 @@ from .params import MLPParams
 PARAMETERIZATIONS = ("standard", "ntk")
 
 LayerCache = tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]
-"""What one layer keeps for the backward pass: its linear cache :math:`(A^{l-1}, W^l)` (the weights
-as they act, scaled in the NTK parameterisation) and its activation cache (``None`` for the affine
-output layer)."""
+"""What one layer keeps for the backward pass, as the pair ``(linear_cache, activation_cache)``.
+
+The linear cache is :math:`(A^{l-1}, W^l)`, with the weights as they act (scaled in the NTK
+parameterisation); the activation cache is the activation's output, ``None`` for the affine output layer.
+"""
 
 
 def _scaled(factor: float, t: torch.Tensor) -> torch.Tensor:
