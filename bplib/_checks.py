@@ -8,6 +8,7 @@ trace.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -82,3 +83,78 @@ def check_choice(fn: str, name: str, value: object, choices: Sequence[str]) -> s
     if value not in choices:
         raise ValueError(f"{fn}: argument '{name}' must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- numbers and flags
+# ``subject`` says what is checked: ``argument("p")`` for an argument, or a phrase such as
+# ``"param_groups[0]['lr']"`` for a value that is no argument of the function.
+
+
+def argument(name: str) -> str:
+    """The subject of a message about the argument ``name``: ``"argument 'name'"``."""
+    return f"argument '{name}'"
+
+
+def interval(low: float = -math.inf, high: float | None = None, *, low_open: bool = False, high_open: bool = False) -> str:
+    """The allowed values in words, as the messages and the documentation say them.
+
+    ``">= 0"``, ``"> 0"``, ``"in [0, 1)"``, ``"in (0, 1]"``, or ``"finite"`` when there is no bound.
+    """
+    if high is None or math.isinf(high):
+        if math.isinf(low):
+            return "finite"
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_real(
+    fn: str,
+    subject: str,
+    value: object,
+    low: float = -math.inf,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    why: str = "",
+) -> float:
+    """Check that ``value`` is a finite real number from ``low`` up to ``high``; return it as a float.
+
+    ``high=None``: no upper bound; ``low_open`` / ``high_open`` exclude the bound.  ``why``, when given,
+    ends the message of the ``ValueError``: the reason for the bounds.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{fn}: {subject} must be a real number, got {type(value).__name__} {value!r}")
+    above = low < value if low_open else low <= value
+    below = high is None or (value < high if high_open else value <= high)
+    if not math.isfinite(value) or not (above and below):  # NaN fails every comparison
+        allowed = interval(low, high, low_open=low_open, high_open=high_open)
+        raise ValueError(f"{fn}: {subject} must be {allowed}, got {value!r}{f' ({why})' if why else ''}")
+    return float(value)
+
+
+def check_positive(fn: str, subject: str, value: object, *, integer: bool = False) -> None:
+    """Check that ``value`` is a finite Python number > 0 (with ``integer``: an int >= 1)."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        expected = "an int" if integer else "a Python number"
+        raise TypeError(f"{fn}: {subject} must be {expected}, got {type(value).__name__}")
+    if not (value > 0 and math.isfinite(value)):
+        expected = "an int >= 1" if integer else "a finite number > 0"
+        raise ValueError(f"{fn}: {subject} must be {expected}, got {value!r}")
+
+
+def check_integer(fn: str, subject: str, value: object, low: int) -> int:
+    """Check that ``value`` is an integer (not a bool) and at least ``low``; return it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{fn}: {subject} must be an integer, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{fn}: {subject} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def check_flag(fn: str, subject: str, value: object) -> bool:
+    """Check that ``value`` is ``True`` or ``False`` (not merely truthy); return it."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{fn}: {subject} must be True or False, got {type(value).__name__} {value!r}")
+    return value

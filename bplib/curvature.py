@@ -40,8 +40,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import check_same_dtype_and_device, check_shape, check_tensor
-from .gradcheck import _check_positive
+from ._checks import argument, check_positive, check_same_dtype_and_device, check_shape, check_tensor
 
 VectorFunction = Callable[[torch.Tensor], torch.Tensor]
 
@@ -94,7 +93,7 @@ def hessian_vector_product(grad: VectorFunction, theta: torch.Tensor, v: torch.T
     check_tensor(fn, "v", v, floating=True)
     check_shape(fn, "v", v, tuple(theta.shape), "the shape of theta")
     check_same_dtype_and_device(fn, ("theta", theta), ("v", v))
-    _check_positive(fn, "h", h)
+    check_positive(fn, argument("h"), h)
     forward = _checked_output(fn, "grad", grad(theta + h * v), theta)
     backward = _checked_output(fn, "grad", grad(theta - h * v), theta)
     return (forward - backward) / (2 * h)
@@ -135,7 +134,7 @@ def power_iteration(
     fn = "power_iteration"
     _check_callable(fn, "matvec", matvec, "a tensor -> tensor function, v -> H v")
     check_tensor(fn, "v0", v0, floating=True)
-    _check_positive(fn, "iterations", iterations, integer=True)
+    check_positive(fn, argument("iterations"), iterations, integer=True)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)):
         raise TypeError(f"{fn}: argument 'rtol' must be a Python number, got {type(rtol).__name__}")
     if not (rtol >= 0 and math.isfinite(rtol)):

@@ -72,12 +72,11 @@ autograd (the whole point is a route independent of any derivative code).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 
 import torch
 
-from ._checks import check_same_dtype_and_device, check_shape, check_tensor
+from ._checks import argument, check_positive, check_same_dtype_and_device, check_shape, check_tensor
 
 Scalar = torch.Tensor | float
 ScalarFunction = Callable[[torch.Tensor], Scalar]
@@ -102,19 +101,11 @@ def _check_function(fn: str, f: object) -> None:
         raise TypeError(f"{fn}: argument 'f' must be callable (a tensor -> scalar function), got {type(f).__name__}")
 
 
-def _check_positive(fn: str, name: str, value: object, *, integer: bool = False) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        expected = "an int" if integer else "a Python number"
-        raise TypeError(f"{fn}: argument '{name}' must be {expected}, got {type(value).__name__}")
-    if not (value > 0 and math.isfinite(value)):
-        expected = "an int >= 1" if integer else "a finite number > 0"
-        raise ValueError(f"{fn}: argument '{name}' must be {expected}, got {value!r}")
 
 
 def _check_point(fn: str, x: object, h: object) -> torch.Tensor:
     check_tensor(fn, "x", x, floating=True)
-    _check_positive(fn, "h", h)
+    check_positive(fn, argument("h"), h)
     return x
 
 
@@ -127,7 +118,7 @@ def _check_analytic(fn: str, x: torch.Tensor, analytic_grad: object) -> torch.Te
 
 def _check_chunk_size(fn: str, chunk_size: object) -> None:
     if chunk_size is not None:
-        _check_positive(fn, "chunk_size", chunk_size, integer=True)
+        check_positive(fn, argument("chunk_size"), chunk_size, integer=True)
 
 
 def _scalar(fn: str, value: object) -> Scalar:
@@ -433,7 +424,7 @@ def directional_check(
     _check_function(fn, f)
     x = _check_point(fn, x, h)
     analytic_grad = _check_analytic(fn, x, analytic_grad)
-    _check_positive(fn, "directions", directions, integer=True)
+    check_positive(fn, argument("directions"), directions, integer=True)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
     if generator is None:

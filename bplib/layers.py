@@ -39,8 +39,7 @@ from collections.abc import Sequence
 import torch
 
 from . import init
-from ._checks import check_choice, check_shape, check_tensor
-from .functional._options import check_real
+from ._checks import argument, check_choice, check_real, check_shape, check_tensor
 from .functional.activations import ACTIVATIONS
 from .functional.dropout import dropout_backward, dropout_forward
 from .functional.linear import linear_backward, linear_forward
@@ -238,7 +237,7 @@ class Dropout(Layer):
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         why = "p = 1 would drop every entry and scale by 1/(1 - p) = inf"
-        self.p = check_real("Dropout", "p", p, 0.0, 1.0, high_open=True, why=why)
+        self.p = check_real("Dropout", argument("p"), p, 0.0, 1.0, high_open=True, why=why)
         """The probability :math:`p` of dropping an entry."""
 
     @property
@@ -282,9 +281,9 @@ class BatchNorm(Layer):
         fn = "BatchNorm"
         super().__init__()
         self.in_features = self.out_features = _check_width(fn, "n", n)
-        self.momentum = check_real(fn, "momentum", momentum, 0.0, 1.0)
+        self.momentum = check_real(fn, argument("momentum"), momentum, 0.0, 1.0)
         """The weight :math:`\\alpha` of the batch in the running statistics."""
-        self.eps = check_real(fn, "eps", eps, 0.0)
+        self.eps = check_real(fn, argument("eps"), eps, 0.0)
         """:math:`\\epsilon`, added to the variance."""
         if self.eps == 0:
             raise ValueError(f"{fn}: argument 'eps' must be > 0, got {eps!r}: a feature constant over a batch has variance 0")
@@ -339,7 +338,7 @@ class LayerNorm(Layer):
         fn = "LayerNorm"
         super().__init__()
         self.in_features = self.out_features = _check_width(fn, "n", n)
-        self.eps = check_real(fn, "eps", eps, 0.0)
+        self.eps = check_real(fn, argument("eps"), eps, 0.0)
         """:math:`\\epsilon`, added to the variance."""
         self.gamma = torch.ones(n, dtype=_check_dtype(fn, dtype), device=device)
         """:math:`\\gamma`, the scale, shape ``(n,)``."""

@@ -55,7 +55,7 @@ from collections.abc import Sequence
 import torch
 
 from . import init
-from ._checks import check_choice, check_same_dtype_and_device, check_shape, check_tensor
+from ._checks import argument, check_choice, check_real, check_same_dtype_and_device, check_shape, check_tensor
 from .functional.activations import ACTIVATIONS
 from .functional.linear import linear_backward, linear_forward
 from .functional.losses import LOSSES
@@ -78,12 +78,6 @@ def _scaled(factor: float, t: torch.Tensor) -> torch.Tensor:
     return t if factor == 1.0 else factor * t
 
 
-def _check_variance(fn: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{fn}: argument '{name}' must be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{fn}: argument '{name}' must be a finite variance >= 0, got {value!r}")
-    return float(value)
 
 
 class MLP:
@@ -142,8 +136,8 @@ class MLP:
         self.activation = check_choice(fn, "activation", activation, tuple(ACTIVATIONS))
         self.loss_name = check_choice(fn, "loss", loss, tuple(LOSSES))
         self.parameterization = check_choice(fn, "parameterization", parameterization, PARAMETERIZATIONS)
-        self.sigma_w2 = _check_variance(fn, "sigma_w2", sigma_w2)
-        self.sigma_b2 = _check_variance(fn, "sigma_b2", sigma_b2)
+        self.sigma_w2 = check_real(fn, argument("sigma_w2"), sigma_w2, 0.0, why="a variance")
+        self.sigma_b2 = check_real(fn, argument("sigma_b2"), sigma_b2, 0.0, why="a variance")
         if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise TypeError(f"{fn}: argument 'dtype' must be a floating torch.dtype, got {dtype!r}")
         self.sizes = sizes

@@ -74,8 +74,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_choice, check_same_dtype_and_device, check_shape, check_tensor
-from .functional._options import check_real
+from ._checks import argument, check_choice, check_real, check_same_dtype_and_device, check_shape, check_tensor
 from .functional.activations import ACTIVATIONS
 from .mlp import MLP
 
@@ -216,8 +215,8 @@ def analytic_kernels(
         )
     depth = _check_depth(fn, depth)
     activation = check_choice(fn, "activation", activation, KERNEL_ACTIVATIONS)
-    sigma_w2 = check_real(fn, "sigma_w2", sigma_w2, 0.0, why="a variance")
-    sigma_b2 = check_real(fn, "sigma_b2", sigma_b2, 0.0, why="a variance")
+    sigma_w2 = check_real(fn, argument("sigma_w2"), sigma_w2, 0.0, why="a variance")
+    sigma_b2 = check_real(fn, argument("sigma_b2"), sigma_b2, 0.0, why="a variance")
     expectations = _EXPECTATIONS[activation]
     symmetric = x2 is None
     x2 = x1 if symmetric else x2
@@ -449,7 +448,7 @@ def linearized_predictions(
         fn, ("theta_train", theta_train), ("theta_test_train", theta_test_train), ("f0_train", f0_train),
         ("f0_test", f0_test), ("y", y),
     )  # fmt: skip
-    eta = check_real(fn, "learning_rate", learning_rate)  # a finite real number
+    eta = check_real(fn, argument("learning_rate"), learning_rate)  # a finite real number
     if eta <= 0:
         raise ValueError(f"{fn}: argument 'learning_rate' must be > 0 (a step size), got {learning_rate!r}")
     t = _check_times(fn, times, theta_train)

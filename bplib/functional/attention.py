@@ -47,8 +47,7 @@ import math
 
 import torch
 
-from .._checks import check_same_dtype_and_device, check_shape, check_tensor
-from ._options import check_flag, check_real
+from .._checks import argument, check_flag, check_real, check_same_dtype_and_device, check_shape, check_tensor
 from .softmax import SoftmaxCache, _softmax_backward, _softmax_forward
 
 AttentionCache = tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, SoftmaxCache]
@@ -103,13 +102,13 @@ def attention_forward(
     *lead, _, d = q.shape
     check_shape(fn, "k", k, (*lead, None, d), "the leading dimensions of q, T_k, then d = q.shape[-1]")
     check_shape(fn, "v", v, (*lead, k.shape[-2], None), "the leading dimensions of q, T_k = k.shape[-2], then d_v")
-    check_flag(fn, "causal", causal)
+    check_flag(fn, argument("causal"), causal)
     if scale is None:
         if d == 0:
             raise ValueError(f"{fn}: argument 'q' has d = q.shape[-1] = 0, so the default scale 1/sqrt(d) is undefined")
         scale = 1 / math.sqrt(d)
     else:
-        scale = check_real(fn, "scale", scale)
+        scale = check_real(fn, argument("scale"), scale)
     return _attention_forward(q, k, v, causal, scale)
 
 

@@ -37,8 +37,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_same_dtype_and_device, check_tensor
-from ._options import check_flag, check_real
+from .._checks import argument, check_flag, check_real, check_same_dtype_and_device, check_tensor
 
 DropoutCache = tuple[torch.Tensor | None, torch.Tensor]
 
@@ -72,8 +71,8 @@ def dropout_forward(
     fn = "dropout_forward"
     check_tensor(fn, "x", x, floating=True)
     why = "p = 1 would drop every entry and scale by 1/(1 - p) = inf"
-    p = check_real(fn, "p", p, 0.0, 1.0, high_open=True, why=why)
-    check_flag(fn, "train", train)
+    p = check_real(fn, argument("p"), p, 0.0, 1.0, high_open=True, why=why)
+    check_flag(fn, argument("train"), train)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
     if train and p > 0 and generator is None:

@@ -73,8 +73,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_same_dtype_and_device, check_shape, check_tensor
-from ._options import check_flag, check_real
+from .._checks import argument, check_flag, check_real, check_same_dtype_and_device, check_shape, check_tensor
 
 NormCache = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 BatchNormCache = tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]
@@ -153,9 +152,9 @@ def batch_norm_forward(
     m, n = x.shape
     check_shape(fn, "gamma", gamma, (n,), "one scale per feature, n = x.shape[1]")
     check_shape(fn, "beta", beta, (n,), "one shift per feature, n = x.shape[1]")
-    check_flag(fn, "train", train)
-    momentum = check_real(fn, "momentum", momentum, 0.0, 1.0)
-    eps = check_real(fn, "eps", eps, 0.0)
+    check_flag(fn, argument("train"), train)
+    momentum = check_real(fn, argument("momentum"), momentum, 0.0, 1.0)
+    eps = check_real(fn, argument("eps"), eps, 0.0)
     if train and eps == 0:
         raise ValueError(
             f"{fn}: argument 'eps' must be > 0 when train=True, as in torch, got {eps!r}: a feature that is "
@@ -246,7 +245,7 @@ def layer_norm_forward(
     n = x.shape[-1]
     check_shape(fn, "gamma", gamma, (n,), "one scale per feature, n = x.shape[-1]")
     check_shape(fn, "beta", beta, (n,), "one shift per feature, n = x.shape[-1]")
-    eps = check_real(fn, "eps", eps, 0.0)
+    eps = check_real(fn, argument("eps"), eps, 0.0)
     return _layer_norm_forward(x, gamma, beta, eps)
 
 

@@ -7,61 +7,11 @@ what was expected and what arrived.  The tensor checks come from :mod:`bplib._ch
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 
 from .._checks import check_same_dtype_and_device, check_shape, check_tensor
-
-
-def argument(name: str) -> str:
-    """The subject of a message about the argument ``name``."""
-    return f"argument '{name}'"
-
-
-def check_real(
-    fn: str,
-    subject: str,
-    value: object,
-    low: float,
-    high: float | None = None,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    """Check that ``value`` is a finite real number from ``low`` (excluded with ``low_open``) up to ``high``.
-
-    ``high=None``: no upper bound; ``high_open``: ``high`` excluded.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{fn}: {subject} must be a real number, got {type(value).__name__} {value!r}")
-    above = low < value if low_open else low <= value
-    below = high is None or (value < high if high_open else value <= high)
-    if not math.isfinite(value) or not (above and below):  # NaN fails every comparison
-        allowed = interval(low, high, low_open=low_open, high_open=high_open)
-        raise ValueError(f"{fn}: {subject} must be {allowed}, got {value!r}")
-
-
-def interval(low: float, high: float | None, *, low_open: bool = False, high_open: bool = False) -> str:
-    """``">= 0"``, ``"in [0, 1)"``, ``"in (0, 1]"``: the allowed values, as the messages and the documentation say."""
-    if high is None:
-        return f"{'>' if low_open else '>='} {low:g}"
-    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-
-def check_flag(fn: str, subject: str, value: object) -> None:
-    """Check that ``value`` is ``True`` or ``False`` (not merely truthy)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{fn}: {subject} must be True or False, got {type(value).__name__} {value!r}")
-
-
-def check_integer(fn: str, subject: str, value: object, low: int) -> None:
-    """Check that ``value`` is an integer (not a bool) and at least ``low``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{fn}: {subject} must be an integer, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{fn}: {subject} must be an integer >= {low}, got {value!r}")
 
 
 def check_sequence(fn: str, name: str, xs: object, what: str) -> None:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .._checks import check_same_dtype_and_device, check_tensor
-from ._checks import argument, check_real, check_sequence
+from .._checks import argument, check_real, check_same_dtype_and_device, check_tensor
+from ._checks import check_sequence
 
 
 def clip_grad_norm(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:

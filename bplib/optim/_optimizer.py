@@ -8,15 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import (
-    argument,
-    check_distinct_tensors,
-    check_flag,
-    check_real,
-    check_sequence,
-    check_tensor_list,
-    interval,
-)
+from .._checks import argument, check_flag, check_real, interval
+from ._checks import check_distinct_tensors, check_sequence, check_tensor_list
 
 NO_DEFAULT = inspect.Parameter.empty  # Python's own marker of a parameter without a default
 

@@ -45,8 +45,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .._checks import check_choice
-from ._checks import argument, check_integer, check_real, check_sequence
+from .._checks import argument, check_choice, check_integer, check_real
+from ._checks import check_sequence
 from ._optimizer import Optimizer
 
 
