@@ -3,7 +3,7 @@
 #               the committed ones: the Execution status appendix) and build the HTML book into _build/html
 #   make test   install everything, build the book, and run the whole test suite on two cores: pytest over
 #               tests/, nbval over every notebook under perturbed numerics, the built pages in headless Chromium
-# and `make bench` for the benchmarks in bench/.
+# and `make bench` for the benchmarks in bench/ (their results: bench/results/, the Performance appendix).
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -56,9 +56,19 @@ $(MATHJAX):
 test: book chromium $(PORTABLE_KERNEL)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
+# The benchmarks, each against its reference in the same run; their JSON (results, machine, targets and
+# verdicts) goes to bench/results/<benchmark>-<device>.json, which the Performance appendix renders: commit it.
+# `make bench BENCH_DEVICE=cuda` measures on a GPU (bench/ntk.py measures the CPU only).
+BENCH_DEVICE ?= cpu
+RESULTS := bench/results
+
 bench: $(STAMP)
-	$(BIN)/python bench/mlp_step.py
-	$(BIN)/python bench/gradcheck.py
+	mkdir -p $(RESULTS)
+	$(BIN)/python bench/mlp_step.py --device $(BENCH_DEVICE) --json $(RESULTS)/mlp_step-$(BENCH_DEVICE).json
+	$(BIN)/python bench/gradcheck.py --device $(BENCH_DEVICE) --json $(RESULTS)/gradcheck-$(BENCH_DEVICE).json
+ifeq ($(BENCH_DEVICE),cpu)
+	$(BIN)/python bench/ntk.py --json $(RESULTS)/ntk-cpu.json
+endif
 
 clean:
 	rm -rf _build

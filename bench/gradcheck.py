@@ -31,13 +31,12 @@ of 2P forward passes; the speed-up on a CPU therefore shrinks as each evaluation
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 
 import torch
 
 import bplib
-from timing import time_it  # bench/timing.py, beside this script
+from timing import target, time_it, write_results  # bench/timing.py, beside this script
 from bplib.gradcheck import (
     CORRECT_BELOW,
     WRONG_FROM,
@@ -89,8 +88,6 @@ def verify(f, theta: torch.Tensor, grad: torch.Tensor, looped: torch.Tensor, dra
         "loop_error": relative_error(looped, grad),
         "gradient_check_error": relative_error(batched, grad),
         "directional_error": directional,
-        "directional_flags_1pct": directional["correct"] < CORRECT_BELOW
-        and min(directional["scaled_1pct"], directional["noise_1pct"]) >= WRONG_FROM,
     }
 
 
@@ -120,9 +117,6 @@ def run(device: torch.device, batch: int, repeats: int, directional_iterations: 
     checks = verify(f, theta, grad, looped[0], draw=1)
     seconds = {name: statistics.median(t) for name, t in times.items()}
     speedups = {name: seconds["loop"] / s for name, s in seconds.items()}
-    targets = TARGETS[device.type]
-    meets = {name: speedups[name] >= target for name, target in targets.items()}
-    meets["directional_flags_1pct"] = checks["directional_flags_1pct"]
     return {
         "device": device.type,
         "sizes": list(SIZES),
@@ -135,9 +129,20 @@ def run(device: torch.device, batch: int, repeats: int, directional_iterations: 
         "seconds": seconds,
         "all_seconds": times,
         "speedup_vs_loop": speedups,
-        "targets": targets,
-        "meets_target": meets,
     }
+
+
+def verdicts(r: dict) -> list[dict]:
+    """The targets and whether ``r`` meets them: the two speed-ups, and directional_check's three errors."""
+    speedups = [target(name, f"`{name}`: speed-up over the element loop", r["speedup_vs_loop"][name], ">=", bound, "x")
+                for name, bound in TARGETS[r["device"]].items()]
+    d = r["checks"]["directional_error"]
+    errors = [
+        target("directional_correct", "`directional_check` error, correct gradient g", d["correct"], "<", CORRECT_BELOW),
+        target("directional_scaled_1pct", "`directional_check` error, 1.01 g", d["scaled_1pct"], ">=", WRONG_FROM),
+        target("directional_noise_1pct", "`directional_check` error, g + 1 % noise", d["noise_1pct"], ">=", WRONG_FROM),
+    ]
+    return speedups + errors
 
 
 def main() -> None:
@@ -156,6 +161,7 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}, float64")
     r = run(device, args.batch, args.repeats, args.directional_iterations)
+    targets = {t["name"]: t for t in verdicts(r)}
     c, d = r["checks"], r["checks"]["directional_error"]
     sizes = "-".join(map(str, SIZES))
     print(f"MLP {sizes} ({ACTIVATION}, softmax cross-entropy), batch {args.batch}: P = {r['P']} parameters, "
@@ -163,7 +169,7 @@ def main() -> None:
     print(f"batched central differences equal the loop's to {c['max_abs_difference_batched_vs_loop']:.1e} "
           f"(rounding bound {c['rounding_bound']:.1e}); relative error vs backprop: "
           f"loop {c['loop_error']:.1e}, gradient_check {c['gradient_check_error']:.1e}")
-    flags = "ok" if r["meets_target"]["directional_flags_1pct"] else "MISSED"
+    flags = "ok" if all(targets[name]["met"] for name in targets if name.startswith("directional_")) else "MISSED"
     print(f"directional_check ({DIRECTIONS} directions, h = 1e-6): correct gradient {d['correct']:.1e} "
           f"(< {CORRECT_BELOW:g}), 1.01 g {d['scaled_1pct']:.1e}, g + 1 % noise {d['noise_1pct']:.1e} "
           f"(>= {WRONG_FROM:g}) {flags}")
@@ -171,13 +177,13 @@ def main() -> None:
     for name, label in (("loop", "element loop + rel. error"), ("gradient_check", "gradient_check (batched)"),
                         ("directional_check", f"directional_check (k={DIRECTIONS})")):
         line = f"{label:<26} {r['seconds'][name]:>9.4f} {r['speedup_vs_loop'][name]:>8.1f}x"
-        if name in r["targets"]:
-            verdict = "ok" if r["meets_target"][name] else "MISSED"
-            line += f" {'>= ' + format(r['targets'][name], 'g') + 'x':>8} {verdict}"
+        if name in targets:
+            verdict = "ok" if targets[name]["met"] else "MISSED"
+            line += f" {'>= ' + format(targets[name]['bound'], 'g') + 'x':>8} {verdict}"
         print(line)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), **r}, f, indent=2)
+        settings = {"batch": args.batch, "repeats": args.repeats, "directional_iterations": args.directional_iterations}
+        write_results(args.json, "gradcheck", device, settings, r, list(targets.values()))
 
 
 if __name__ == "__main__":

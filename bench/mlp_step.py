@@ -19,7 +19,6 @@ what the fast path's buffers and fused kernels buy.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from dataclasses import asdict, dataclass
 
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import bplib
-from timing import time_it  # bench/timing.py, beside this script
+from timing import target, time_it, write_results  # bench/timing.py, beside this script
 from bplib.testing import assert_close
 
 LEARNING_RATE = 0.01
@@ -126,8 +125,14 @@ def run(config: Config, device: torch.device, dtype: torch.dtype, repeats: int, 
         "torch_ms": ms["torch"],
         "ratio": ms["fast"] / ms["torch"],
         "reference_ratio": ms["reference"] / ms["torch"],
-        "meets_target": ms["fast"] / ms["torch"] <= config.target,
     }
+
+
+def verdict(config: Config, result: dict) -> dict:
+    """The fast path's target for ``config`` and whether ``result`` meets it."""
+    sizes = "-".join(map(str, config.sizes))
+    return target(config.name, f"fast path / torch, {config.name} ({sizes}, batch {config.batch})",
+                  result["ratio"], "<=", config.target)
 
 
 def main() -> None:
@@ -144,18 +149,19 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}, {args.dtype}")
     print(f"{'config':<11} {'sizes':<28} {'batch':>5} {'fast ms':>8} {'ref. ms':>8} {'torch ms':>9} "
           f"{'fast/torch':>10} {'target':>7} {'':6} {'ref./torch':>10}")
-    results = []
+    results, targets = [], []
     for config in CONFIGS[args.device]:
         r = run(config, device, dtype, args.repeats, args.iterations)
         results.append(r)
-        verdict = "ok" if r["meets_target"] else "MISSED"
+        targets.append(verdict(config, r))
+        met = "ok" if targets[-1]["met"] else "MISSED"
         sizes = "-".join(map(str, config.sizes))
         print(f"{config.name:<11} {sizes:<28} {config.batch:>5} {r['fast_ms']:>8.3f} {r['reference_ms']:>8.3f} "
-              f"{r['torch_ms']:>9.3f} {r['ratio']:>10.2f} {'<= ' + str(config.target):>7} {verdict:6} "
+              f"{r['torch_ms']:>9.3f} {r['ratio']:>10.2f} {'<= ' + str(config.target):>7} {met:6} "
               f"{r['reference_ratio']:>10.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "results": results}, f, indent=2)
+        settings = {"dtype": args.dtype, "repeats": args.repeats, "iterations": args.iterations}
+        write_results(args.json, "mlp_step", device, settings, {"configs": results}, targets)
 
 
 if __name__ == "__main__":
