@@ -96,22 +96,28 @@ def _mse(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return loss, residual.mul_(1.0 / m)
 
 
-def loss_and_grads(net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, MLPParams]:
-    """One forward and one backward pass of ``net`` on the batch ``(x, y)``; ``x`` already checked.
+def loss_and_grads(
+    net: MLP, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, MLPParams]:
+    """One forward and one backward pass of ``net`` on the batch ``(x, y)``; ``x`` checked.
 
-    Returns what :meth:`bplib.MLP.reference_loss_and_grads` returns, computed as the module docstring says.
+    Returns what :meth:`bplib.MLP.reference_loss_and_grads` returns, computed as the
+    module docstring says.
     """
     fn = "MLP.loss_and_grads"
     net._deferred_check.raise_pending()
     m = x.shape[0]
     if m == 0:
-        raise ValueError(f"{fn}: argument 'x' must hold at least one row, got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{fn}: argument 'x' must hold at least one row, got shape {tuple(x.shape)}"
+        )
     activation_forward, activation_backward = ACTIVATION_KERNELS[net.activation]
     weights, biases, scales = net.weights, net.biases, net.scales
     L = len(weights)
 
-    # forward: Z^l = c_b b^l + c_w A^{l-1} (W^l)^T in one addmm, then A^l = sigma(Z^l) written over Z^l
-    caches = []  # caches[l] = (A^{l-1}, A^l): the input of layer l, and its activation (None for the output)
+    # forward: Z^l = c_b b^l + c_w A^{l-1} (W^l)^T in one addmm,
+    # then A^l = sigma(Z^l) written over Z^l
+    caches = []  # caches[l] = (A^{l-1}, A^l): layer l's input and activation (None: output)
     a = x
     for l, (W, b, (c_w, c_b)) in enumerate(zip(weights, biases, scales)):
         z = torch.addmm(b, a, W.T, beta=c_b, alpha=c_w)  # (m, n_l)
@@ -119,7 +125,8 @@ def loss_and_grads(net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Te
         caches.append((a, activation))
         a = z
 
-    # the targets: shapes and types against the output, values by the deferred check (no wait for a GPU)
+    # the targets: shapes and types against the output now,
+    # values by the deferred check (no wait for a GPU)
     if net.loss_name == "softmax_ce":
         indices = check_softmax_cross_entropy_labels(fn, a, y)
         net._deferred_check.submit(*invalid_labels(fn, y, net.sizes[-1]))
@@ -129,10 +136,11 @@ def loss_and_grads(net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Te
         loss, dz = _mse(a, y)
     del a
 
-    # backward: dW^l = c_w (Delta^l)^T A^{l-1}, db^l = c_b (Delta^l)^T 1, Delta^{l-1} = (c_w Delta^l W^l) * sigma'
+    # backward: dW^l = c_w (Delta^l)^T A^{l-1}, db^l = c_b (Delta^l)^T 1,
+    # Delta^{l-1} = (c_w Delta^l W^l) * sigma'
     dweights, dbiases = [None] * L, [None] * L
     for l in range(L - 1, -1, -1):
-        a_prev, _ = caches.pop()  # dropped once used, so its memory serves the next products
+        a_prev, _ = caches.pop()  # dropped once used: its memory serves the next products
         W, (c_w, c_b) = weights[l], scales[l]
         dweights[l] = torch.mm(dz.T, a_prev)  # (n_l, n_{l-1})
         dbiases[l] = dz.sum(dim=0)  # (n_l,)
@@ -144,6 +152,7 @@ def loss_and_grads(net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Te
             da = torch.mm(dz, W)  # (m, n_{l-1}) = dL/dA^{l-1} / c_w
             if c_w != 1.0:
                 da.mul_(c_w)
-            dz = activation_backward(da, caches[l - 1][1], out=da)  # Delta^{l-1}, written over da
+            # Delta^{l-1}, written over da
+            dz = activation_backward(da, caches[l - 1][1], out=da)
         del a_prev
     return loss, MLPParams.from_layers(dweights, dbiases)
