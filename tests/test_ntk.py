@@ -3,7 +3,7 @@ torch.func's Jacobian contraction; the linearised dynamics against the ODE they 
 
 Monte Carlo tolerances: an estimate is the mean of S independent draws, its standard error is the sample
 standard deviation over sqrt(S), and an entry passes within Z_MC = 5 standard errors.  For a correct
-formula a normal deviate exceeds 5 with probability 6e-7; the seeds are fixed, so the tests are
+formula a normal deviate exceeds 5 with probability 6e-7; the generator seeds are fixed, so the tests are
 deterministic, and the margin says how surely a correct implementation passes on other seeds.
 """
 
