@@ -145,16 +145,22 @@ def step_statistics(
     )
 
 
-def monitored_step(net: MLP, optimizer, x: torch.Tensor, y: torch.Tensor) -> StepStatistics:
+def monitored_step(
+    net: MLP, optimizer, x: torch.Tensor, y: torch.Tensor
+) -> StepStatistics:
     """One training step of ``net`` by the reference, and its statistics.
 
-    The forward pass with caches, the loss, the backward pass, ``optimizer.step(grads)`` (an optimiser of
-    :mod:`bplib.optim` built on ``net.parameters``), then :func:`step_statistics`.
+    The forward pass with caches, the loss, the backward pass, ``optimizer.step(grads)``
+    (an optimiser of :mod:`bplib.optim` built on ``net.parameters``), then
+    :func:`step_statistics`.
     """
     if not isinstance(net, MLP):
-        raise TypeError(f"monitored_step: argument 'net' must be a bplib.MLP, got {type(net).__name__}")
+        raise TypeError(
+            "monitored_step: argument 'net' must be a bplib.MLP, "
+            f"got {type(net).__name__}"
+        )
     loss_forward, loss_backward = LOSSES[net.loss_name]
-    out, caches = net.forward_with_caches(x)  # the activations A^l, kept for the backward pass
+    out, caches = net.forward_with_caches(x)  # the activations A^l, kept for backward
     loss, loss_cache = loss_forward(out, y)
     grads = net.backward(loss_backward(1.0, loss_cache), caches)
     before = [W.clone() for W in net.weights]  # W^l_t

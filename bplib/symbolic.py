@@ -637,3 +637,15 @@ def at_sizes(
             )
         result = replace_entries(result, tensor, matrix)
     return result
+
+
+def plain_indices(expr: sp.Basic) -> sp.Basic:
+    """``expr`` for display: every index of :func:`indices` written by its name alone.
+
+    SymPy prints an index with a range (``Idx``) in LaTeX together with that range, which MathJax
+    renders as an error inside sums; replacing each index by an integer symbol of the same name
+    prints :math:`\\sum_{j} W_{ij} a_j` as written on the page.  For display only: the result has lost
+    the ranges that :func:`evaluate_in_range` and :func:`canonical` need.
+    """
+    _check_expr("plain_indices", "expr", expr)
+    return expr.xreplace({index: sp.Symbol(index.name, integer=True) for index in expr.atoms(sp.Idx)})

@@ -26,6 +26,7 @@ from bplib.symbolic import (
     evaluate_in_range,
     indices,
     output_error,
+    plain_indices,
     replace_entries,
     softmax,
     symbolic_mlp,
@@ -626,3 +627,17 @@ def test_wrong_formulas_are_not_proved():
     for claim, (lhs, rhs) in wrong.items():
         with pytest.raises(AssertionError, match="could not reduce"):
             assert_identity(canonical(lhs), canonical(rhs), claim=claim, sizes="all")
+
+
+def test_plain_indices_prints_indices_by_name_and_keeps_the_sum():
+    n = dimensions("n")
+    j = indices("j", n)
+    W, a = tensors("W a")
+    expr = sp.Sum(W[0, j] * a[j], j)
+    shown = plain_indices(expr)
+    assert not shown.atoms(sp.Idx), "no index with a range is left"
+    assert sp.latex(shown) == r"\sum_{j=0}^{n - 1} {W}_{0,j} {a}_{j}"
+    assert r"\nobreak" not in sp.latex(shown) and r"\nobreak" in sp.latex(expr)
+    assert at_sizes(shown, {n: 2}) == at_sizes(expr, {n: 2}), "the same sum, written out"
+    with pytest.raises(TypeError, match=r"plain_indices: argument 'expr' must be a SymPy expression"):
+        plain_indices("W[j]")
