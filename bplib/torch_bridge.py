@@ -117,7 +117,7 @@ def _first_order(backward: Callable[..., _Gradients]) -> Callable[..., _Gradient
 
 
 class LinearFunction(torch.autograd.Function):
-    """:math:`z = x W^\\top + b` by :func:`bplib.functional.linear.linear_forward`.
+    r""":math:`z = x W^\top + b` by :func:`bplib.functional.linear.linear_forward`.
 
     The backward is :func:`bplib.functional.linear.linear_backward`.
     """

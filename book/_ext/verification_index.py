@@ -25,6 +25,7 @@ from docutils_tables import Row, rich_text, table
 from sphinx import addnodes
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
+from static_assets import add_stylesheet
 
 logger = logging.getLogger(__name__)
 
@@ -384,9 +385,7 @@ def setup(app):
     app.add_node(verification_section_ref)  # never written: every one is replaced at doctree-resolved
     app.add_directive("verification-index", VerificationIndexDirective)
     app.connect("doctree-resolved", resolve_section_refs)
-    static = str(Path(__file__).parent / "static")  # verification_index.css
-    app.connect("config-inited", lambda app, config: config.html_static_path.append(static))
-    app.add_css_file("verification_index.css")
+    add_stylesheet(app, "verification_index.css")
     # The section links get their titles, inline math included, only once every page is read, after
     # Sphinx decided which pages need MathJax: load it on every page.
     app.set_html_assets_policy("always")
