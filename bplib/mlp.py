@@ -222,21 +222,27 @@ class MLP:
         return a, caches
 
     def backward(self, dout: torch.Tensor, caches: Sequence[LayerCache]) -> MLPParams:
-        """Backpropagate ``dout`` :math:`= \\partial \\mathcal{L}/\\partial Z^L` through the layers; return the gradients.
+        r"""Return the gradients, backpropagating ``dout``, which is :math:`\Delta^L`.
 
-        For :math:`l = L, \\dots, 1`: the activation backward turns :math:`\\partial \\mathcal{L}/\\partial A^l`
-        into :math:`\\Delta^l = \\partial \\mathcal{L}/\\partial A^l \\odot \\sigma'(Z^l)` (for the output layer
-        :math:`\\Delta^L` is ``dout`` itself), and the linear backward turns :math:`\\Delta^l` into
-        :math:`\\partial \\mathcal{L}/\\partial A^{l-1} = \\Delta^l W^l` and the gradients of :math:`W^l` and
-        :math:`b^l` -- both on layer :math:`l`'s caches.  Returns them as an
+        For :math:`l = L, \dots, 1`, on layer :math:`l`'s own caches: the activation
+        backward turns :math:`\partial L/\partial A^l` into
+        :math:`\Delta^l = \partial L/\partial A^l \odot \sigma'(Z^l)` (for the output
+        layer :math:`\Delta^L` is ``dout`` itself), and the linear backward turns
+        :math:`\Delta^l` into :math:`\partial L/\partial A^{l-1} = \Delta^l W^l` and
+        the gradients of :math:`W^l` and :math:`b^l`.  Returns them as an
         :class:`~bplib.params.MLPParams`, in the order of :attr:`parameters`.
         """
         _, activation_backward = ACTIVATIONS[self.activation]
         dweights, dbiases = [], []
         da = dout  # dL/dA^L = dL/dZ^L: the output layer is affine
-        for (linear_cache, activation_cache), (c_w, c_b) in zip(reversed(caches), reversed(self.scales)):
-            dz = da if activation_cache is None else activation_backward(da, activation_cache)  # Delta^l
-            da, dW, db = linear_backward(dz, linear_cache)  # Delta^l W^l, (Delta^l)^T A^{l-1}, (Delta^l)^T 1
+        layers = zip(reversed(caches), reversed(self.scales))
+        for (linear_cache, activation_cache), (c_w, c_b) in layers:
+            if activation_cache is None:  # the output layer: Delta^L = dL/dZ^L
+                dz = da
+            else:  # Delta^l = dL/dA^l * sigma'(Z^l)
+                dz = activation_backward(da, activation_cache)
+            # Delta^l W^l, (Delta^l)^T A^{l-1}, (Delta^l)^T 1
+            da, dW, db = linear_backward(dz, linear_cache)
             dweights.append(_scaled(c_w, dW))  # the scales of the NTK parameterisation
             dbiases.append(_scaled(c_b, db))
         return MLPParams.from_layers(dweights[::-1], dbiases[::-1])

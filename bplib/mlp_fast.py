@@ -99,7 +99,9 @@ def _mse(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 def loss_and_grads(
     net: MLP, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor, MLPParams]:
-    """One forward and one backward pass of ``net`` on the batch ``(x, y)``; ``x`` checked.
+    """One forward and one backward pass of ``net`` on the batch ``(x, y)``.
+
+    ``x`` has been checked by the caller.
 
     Returns what :meth:`bplib.MLP.reference_loss_and_grads` returns, computed as the
     module docstring says.
@@ -117,7 +119,7 @@ def loss_and_grads(
 
     # forward: Z^l = c_b b^l + c_w A^{l-1} (W^l)^T in one addmm,
     # then A^l = sigma(Z^l) written over Z^l
-    caches = []  # caches[l] = (A^{l-1}, A^l): layer l's input and activation (None: output)
+    caches = []  # caches[l] = (A^{l-1}, A^l), layer l's input and activation (or None)
     a = x
     for l, (W, b, (c_w, c_b)) in enumerate(zip(weights, biases, scales)):
         z = torch.addmm(b, a, W.T, beta=c_b, alpha=c_w)  # (m, n_l)
@@ -140,7 +142,7 @@ def loss_and_grads(
     # Delta^{l-1} = (c_w Delta^l W^l) * sigma'
     dweights, dbiases = [None] * L, [None] * L
     for l in range(L - 1, -1, -1):
-        a_prev, _ = caches.pop()  # dropped once used: its memory serves the next products
+        a_prev, _ = caches.pop()  # dropped once used: its memory serves the next ones
         W, (c_w, c_b) = weights[l], scales[l]
         dweights[l] = torch.mm(dz.T, a_prev)  # (n_l, n_{l-1})
         dbiases[l] = dz.sum(dim=0)  # (n_l,)

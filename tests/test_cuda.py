@@ -38,6 +38,22 @@ def test_mlp_on_cuda_matches_autograd_and_cpu(dtype, activation, loss):
         assert_close(got.cpu(), want, claim=f"d{name} on CUDA equals CPU")
 
 
+@pytest.mark.parametrize("loss", ["softmax_ce", "mse"])
+def test_fast_path_makes_the_host_wait_for_nothing(loss):
+    # torch raises on every synchronising CUDA operation (.item(), bool(), a blocking copy, ...) in this mode
+    g = torch.Generator().manual_seed(5)
+    net = bplib.MLP([8, 16, 4], "relu", loss, device="cuda", generator=g)
+    x = torch.randn(32, 8, generator=g).cuda()
+    y = torch.randint(0, 4, (32,), generator=g).cuda() if loss == "softmax_ce" else torch.randn(32, 4, generator=g).cuda()
+    net.loss_and_grads(x, y)  # warm-up: kernels, the caching allocators
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):  # the second and third calls also read the previous call's verdict
+            net.loss_and_grads(x, y)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def test_bad_labels_on_cuda_are_reported_by_the_next_call_without_a_sync():
     net = bplib.MLP([3, 4, 2], device="cuda", generator=torch.Generator().manual_seed(0))
     x = torch.zeros(3, 3, device="cuda")
