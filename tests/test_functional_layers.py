@@ -23,6 +23,7 @@ from .layer_checks import (
     check_softmax,
     draw,
 )
+from .reference import autograd_grads
 
 F64 = torch.float64
 F32 = torch.float32
@@ -177,6 +178,22 @@ def test_attention_matches_autograd(lead, T_q, T_k, causal, generator):
 @pytest.mark.parametrize("dtype", [F64, F32])
 def test_attention_with_a_given_scale(scale, dtype, generator):
     check_attention((2,), 5, 7, 8, 1, True, scale, generator, dtype=dtype)
+
+
+@pytest.mark.parametrize("lead", [(), (2,), (1, 2)])
+def test_causal_attention_with_a_negative_scale_follows_the_formula(lead, generator):
+    # torch 2.13's fused CPU kernel (4-D inputs) returns NaN here, so the reference is the formula itself
+    q, k, v, dout = draw(generator, "cpu", F64, (*lead, 4, 3), (*lead, 6, 3), (*lead, 6, 2), (*lead, 4, 2))
+    seen = torch.ones(4, 6, dtype=torch.bool).tril()
+
+    def formula(q, k, v):
+        return torch.softmax((-0.5 * q @ k.mT).masked_fill(~seen, -math.inf), dim=-1) @ v
+
+    out, cache = bf.attention_forward(q, k, v, causal=True, scale=-0.5)
+    _, grads = autograd_grads(lambda q, k, v: (formula(q, k, v) * dout).sum(), q, k, v)
+    assert_close(out, formula(q, k, v), claim=f"causal attention with scale -0.5, leading {lead}, equals the formula")
+    for name, ours, ref in zip(("dq", "dk", "dv"), bf.attention_backward(dout, cache), grads):
+        assert_close(ours, ref, claim=f"its backward {name} equals autograd through the formula")
 
 
 @pytest.mark.parametrize("T_q, T_k", [(4, 4), (3, 6), (6, 3)])

@@ -87,6 +87,8 @@ BATCH_NORM = [
     (lambda: bn(t(2, 3), running_mean=t(3), running_var=t(3, dtype=torch.float32)), TypeError, r"batch_norm_forward: argument 'running_var' has dtype torch.float32 but 'x' has dtype torch.float64"),
     (lambda: bn(t(2, 3), running_mean=t(3), running_var=[1.0, 1.0, 1.0]), TypeError, r"batch_norm_forward: argument 'running_var' must be a torch.Tensor, got list"),
     (lambda: bn(t(2, 3), running_mean=t(3, device="meta"), running_var=t(3)), ValueError, r"batch_norm_forward: argument 'running_mean' is on device meta but 'x' is on cpu"),
+    (lambda: bn(t(2, 3), running_mean=t(3).requires_grad_(), running_var=t(3)), ValueError, r"batch_norm_forward: argument 'running_mean' must not require a gradient, as in torch: the running statistics are buffers"),
+    (lambda: bn(t(2, 3), running_mean=t(3), running_var=(t(3) + 1).requires_grad_(), train=False), ValueError, r"batch_norm_forward: argument 'running_var' must not require a gradient"),
     (lambda: bn(t(2, 3), train=False), ValueError, r"batch_norm_forward: train=False normalises by the running statistics, so arguments 'running_mean' and 'running_var' are required, got None"),
     (lambda: bn(t(1, 3)), ValueError, r"batch_norm_forward: argument 'x' must hold at least 2 rows when train=True, got shape \(1, 3\): the batch statistics of one sample make xhat = 0 whatever x is, and its unbiased variance divides by m - 1 = 0"),
     (lambda: bn(t(1, 3), **stats(3)), ValueError, r"batch_norm_forward: argument 'x' must hold at least 2 rows when train=True, got shape \(1, 3\)"),

@@ -29,6 +29,12 @@ CASES = [
     (lambda: tb.attention(t(2, 3), t(4, 2), t(4, 2)), ValueError, r"attention_forward: argument 'k' must have shape \(any, 3\)"),
     # modules
     (lambda: tb.BplibLinear(3, 2, init="kaiming"), ValueError, r"BplibLinear: argument 'init' must be one of 'xavier', 'he', got 'kaiming'"),
+    (lambda: tb.BplibLinear(0, 2), ValueError, r"BplibLinear: argument 'n_in' must be a positive integer, got 0"),
+    (lambda: tb.BplibLinear(3, 2, generator=0), TypeError, r"BplibLinear: argument 'generator' must be a torch.Generator or None, got int"),
+    (lambda: tb.BplibLinear(3, 2, dtype=torch.int64), TypeError, r"BplibLinear: argument 'dtype' must be a floating torch.dtype, got torch.int64"),
+    (lambda: tb.BplibMLP([3, 2], dtype=torch.int64), TypeError, r"BplibMLP: argument 'dtype' must be a floating torch.dtype, got torch.int64"),
+    (lambda: tb.batch_norm(t(2, 3), t(3), t(3), running_mean=t(3, requires_grad=True), running_var=t(3)), ValueError,
+     r"batch_norm_forward: argument 'running_mean' must not require a gradient"),
     (lambda: tb.BplibMLP([3]), ValueError, r"BplibMLP: argument 'sizes' must be a sequence of at least 2 positive ints, got \[3\]"),
     (lambda: tb.BplibMLP([3, 0, 2]), ValueError, r"BplibMLP: argument 'sizes' must be a sequence of at least 2 positive ints, got \[3, 0, 2\]"),
     (lambda: tb.BplibMLP("32"), ValueError, r"BplibMLP: argument 'sizes' must be a sequence .*, got '32'"),

@@ -32,6 +32,10 @@ and :math:`\bar V` rows are 0).  Every query sees key 0, so no row of :math:`P` 
 entries of :math:`S` are set to :math:`-\infty`, which makes :math:`P` and :math:`\bar S` exactly 0
 there: the mask needs no backward step of its own.
 
+Any finite ``scale`` is taken, 0 and negative ones included; the formula above holds for each.
+(torch 2.13's fused CPU kernel, which ``scaled_dot_product_attention`` picks for 4-D inputs, returns
+NaN for ``is_causal=True`` with a negative ``scale``; its 3-D path agrees with this function.)
+
 Reference: A. Vaswani, N. Shazeer, N. Parmar, J. Uszkoreit, L. Jones, A. N. Gomez, Ł. Kaiser,
 I. Polosukhin (2017), "Attention is all you need", NeurIPS.
 

@@ -140,8 +140,8 @@ def batch_norm_forward(
 
     Shapes: ``x`` (m, n), ``gamma``, ``beta``, ``running_mean``, ``running_var`` (n,) -> ``out`` (m, n).
     With ``train=True`` the statistics are those of the batch (``m >= 2``), and the running
-    statistics, if given (both or neither), are updated in place; with ``train=False`` they are
-    the running statistics, which are then required.  ``momentum`` in [0, 1]; ``eps > 0`` in train
+    statistics, if given (both or neither, neither requiring a gradient), are updated in place; with
+    ``train=False`` they are the running statistics, which are then required.  ``momentum`` in [0, 1]; ``eps > 0`` in train
     mode and ``eps >= 0`` in eval mode, as in ``torch.nn.functional.batch_norm``.
     """
     fn = "batch_norm_forward"
@@ -170,6 +170,11 @@ def batch_norm_forward(
             check_tensor(fn, name, stat, ndim=1, floating=True)
             check_same_dtype_and_device(fn, ("x", x), (name, stat))
             check_shape(fn, name, stat, (n,), "one statistic per feature, n = x.shape[1]")
+            if stat.requires_grad:
+                raise ValueError(
+                    f"{fn}: argument '{name}' must not require a gradient, as in torch: the running statistics are "
+                    f"buffers, updated in place and given no gradient, not parameters"
+                )
     elif not train:
         raise ValueError(
             f"{fn}: train=False normalises by the running statistics, so arguments 'running_mean' and "
