@@ -48,7 +48,7 @@ SOFTMAX = [
 DROPOUT = [
     (lambda: bf.dropout_forward((1.0,), 0.5, generator=gen()), TypeError, r"dropout_forward: argument 'x' must be a torch.Tensor, got tuple"),
     (lambda: bf.dropout_forward(ints(3), 0.5, generator=gen()), TypeError, r"dropout_forward: argument 'x' must have a floating dtype .*int64"),
-    (lambda: bf.dropout_forward(t(3), 1.0, generator=gen()), ValueError, r"dropout_forward: argument 'p' must be in \[0, 1\), got 1.0 \(p = 1 would drop every entry and scale by 1/\(1 - p\) = inf\)"),
+    (lambda: bf.dropout_forward(t(3), 1.0, generator=gen()), ValueError, r"dropout_forward: argument 'p' must be in \[0, 1\), got 1.0 \(the probability of dropping an entry; p = 1 would drop them all and scale by 1/\(1 - p\) = inf\)"),
     (lambda: bf.dropout_forward(t(3), 1, train=False), ValueError, r"dropout_forward: argument 'p' must be in \[0, 1\), got 1 "),
     (lambda: bf.dropout_forward(t(3), -0.1, generator=gen()), ValueError, r"dropout_forward: argument 'p' must be in \[0, 1\), got -0.1"),
     (lambda: bf.dropout_forward(t(3), float("nan"), generator=gen()), ValueError, r"dropout_forward: argument 'p' must be in \[0, 1\), got nan"),

@@ -41,7 +41,7 @@ LAYERS = [
     (lambda: Linear(3, 2, dtype=torch.int64), TypeError, r"Linear: argument 'dtype' must be a floating torch.dtype, got torch.int64"),
     (lambda: Linear(3, 2, generator=0), TypeError, r"Linear: argument 'generator' must be a torch.Generator or None, got int"),
     (lambda: Activation("gelu"), ValueError, r"Activation: argument 'name' must be one of 'sigmoid', 'tanh', 'relu', got 'gelu'"),
-    (lambda: Dropout(1.0), ValueError, r"Dropout: argument 'p' must be in \[0, 1\), got 1.0 \(p = 1 would drop every entry"),
+    (lambda: Dropout(1.0), ValueError, r"Dropout: argument 'p' must be in \[0, 1\), got 1.0 \(the probability of dropping an entry; p = 1 would drop them all"),
     (lambda: Dropout("0.5"), TypeError, r"Dropout: argument 'p' must be a real number, got str '0.5'"),
     (lambda: BatchNorm(0), ValueError, r"BatchNorm: argument 'n' must be a positive integer, got 0"),
     (lambda: BatchNorm(4, momentum=2), ValueError, r"BatchNorm: argument 'momentum' must be in \[0, 1\], got 2"),
