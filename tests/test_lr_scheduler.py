@@ -172,6 +172,36 @@ def test_a_second_schedule_keeps_the_initial_rates_of_the_first(generator):
     assert_same_schedule(opt, ref, second, reference, "a second schedule")
 
 
+@pytest.mark.parametrize(
+    "lrs, name, kwargs, negative_at",
+    [
+        # a linear decay to 0: torch's ratio f(T)/f(T-1) rounds below 0, and its rate to -1.85e-18
+        ((0.1,), "LinearLR", dict(start_factor=1 / 3, end_factor=0.0, total_iters=4), 4),
+        # a frozen group (rate 0) under a cosine with eta_min > 0: back at 0 at t = 4 T_max, as -3.4e-21
+        ((0.0, 0.02), "CosineAnnealingLR", dict(T_max=2, eta_min=1e-5), 8),
+    ],
+    ids=["LinearLR-to-zero", "CosineAnnealingLR-frozen-group"],
+)
+def test_a_rate_rounded_below_zero_is_written_as_zero(lrs, name, kwargs, negative_at):
+    """Where torch's recursive form rounds an exact 0 below 0, bplib writes 0 and its optimiser steps on; else torch's rates."""
+    ours, theirs = [torch.zeros(2, dtype=F64) for _ in lrs], [torch.zeros(2, dtype=F64) for _ in lrs]
+    opt = optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(ours, lrs)], lr=0.1)
+    ref = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(theirs, lrs)], lr=0.1, foreach=False)
+    schedule, reference = getattr(lr_scheduler, name)(opt, **kwargs), getattr(torch.optim.lr_scheduler, name)(ref, **kwargs)
+    for t in range(1, 2 * negative_at + 1):
+        opt.step([torch.ones(2, dtype=F64) for _ in lrs])  # refuses a negative rate
+        for p in theirs:
+            p.grad = torch.ones(2, dtype=F64)
+        ref.step()
+        schedule.step()
+        reference.step()
+        if t == negative_at:
+            assert reference.get_last_lr()[0] < 0, "torch's rate rounds below 0 here (or this test proves nothing)"
+        assert_rates(schedule.get_last_lr(), [max(lr, 0.0) for lr in reference.get_last_lr()], f"{name} at t = {t}")
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        torch.testing.assert_close(a, b, rtol=RTOL, atol=1e-14, msg=lambda m: f"parameter {i}: {m}")
+
+
 # ----------------------------------------------------------------------------------------------
 # SequentialLR
 # ----------------------------------------------------------------------------------------------

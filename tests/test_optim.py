@@ -277,6 +277,21 @@ def test_groups_with_and_without_momentum_match_torch(generator):
     assert "momentum_buffer" not in opt.state[ours[0]] and "momentum_buffer" in opt.state[ours[2]]
 
 
+def test_adagrad_starts_the_sums_of_a_group_at_the_groups_initial_accumulator_value(generator):
+    """A documented difference: torch fills every sum with the constructor's value, ignoring the group's."""
+    start, terms = make_problem(generator)
+    ours, theirs = [p.clone() for p in start], [p.clone() for p in start]
+    groups = lambda ps: [{"params": ps[:1], "initial_accumulator_value": 0.5}, {"params": ps[1:]}]  # noqa: E731
+    opt = optim.Adagrad(groups(ours), lr=0.1, initial_accumulator_value=0.1)
+    ref = torch.optim.Adagrad(groups(theirs), lr=0.1, initial_accumulator_value=0.1, foreach=False)
+    assert ref.param_groups[0]["initial_accumulator_value"] == 0.5
+    assert torch.equal(ref.state[theirs[0]]["sum"], torch.full_like(start[0], 0.1)), "torch ignores the group's value"
+    ref.state[theirs[0]]["sum"].fill_(0.5)  # the start the group asks for
+    run_side_by_side(opt, ref, ours, theirs, terms, False, STEPS)
+    assert_same_params(ours, theirs, "of Adagrad with a group's own initial_accumulator_value equals torch's, so started")
+    assert_state_is_torchs(opt, ref, ours, theirs, STEPS)
+
+
 def test_momentum_switched_on_between_steps_matches_torch(generator):
     start, terms = make_problem(generator)
     ours, theirs = [p.clone() for p in start], [p.clone() for p in start]

@@ -43,12 +43,17 @@ schedule against ``torch.optim.lr_scheduler``.  Conventions shared by every rule
 The classes take torch's defaults; the hyper-parameters after ``lr`` are keyword-only (torch
 takes them positionally, in an order that differs between classes).  Parameter groups are lists
 of dicts as in torch; a group may set any hyper-parameter of its class and nothing else.  The
-hyper-parameters of every group are checked by the constructor and again at every step.
+hyper-parameters of every group are checked by the constructor and again at every step, more
+strictly than torch, which checks only the constructor's arguments: every number finite and
+>= 0, SGD's ``dampening`` and RMSprop's ``alpha`` at most 1, the switches ``True`` or ``False``.
 
-Not done here: parameters without a gradient (every parameter takes a step), parameter groups
-added after construction, closures that re-evaluate the loss, ``state_dict``, sparse or complex
-parameters, tensor-valued hyper-parameters, fused or ``_foreach`` kernels (one loop over the
-parameters, written to be read), and torch's other optimisers.
+Not done here: parameters without a gradient (every parameter takes a step), parameters given
+as an iterator or as ``(name, tensor)`` pairs (a sequence of tensors or of groups is needed),
+parameter groups added after construction, closures that re-evaluate the loss, ``state_dict``,
+sparse or complex parameters, tensor-valued hyper-parameters, torch's switches of implementation
+``foreach``, ``fused``, ``capturable`` and ``differentiable`` (one loop over the parameters,
+written to be read), ``Adam(decoupled_weight_decay=True)`` (that is :class:`AdamW`), and torch's
+other optimisers.
 """
 
 from . import lr_scheduler

@@ -62,8 +62,10 @@ def adagrad(
 class Adagrad(Optimizer):
     """Adagrad; the rule is :func:`adagrad`.  Defaults are torch's.
 
-    State of each parameter: ``"step"`` and ``"sum"``, filled with ``initial_accumulator_value``
-    at the first step (torch fills it at construction).
+    State of each parameter: ``"step"`` and ``"sum"``, filled with the ``initial_accumulator_value``
+    of its group at the first step.  A deliberate difference: torch fills the sums at construction
+    with the constructor's ``initial_accumulator_value`` and ignores a group's own value, which
+    only a group that sets one notices.
     """
 
     options = (

@@ -28,6 +28,13 @@ Conventions, those of torch:
   nothing else writes the rates, the two forms agree to rounding.  ``closed_form_lr()`` is the
   closed form (torch's ``_get_closed_form_lr``, which torch uses when ``step`` is given an epoch,
   and :class:`SequentialLR` at its milestones).
+* One exception: a rate that the recursive form takes below zero is written as 0, since the
+  optimisers refuse a negative rate (torch writes it, and its optimiser then ascends).  Rounding
+  does it where the exact rate is 0: a :class:`LinearLR` with ``end_factor=0`` from :math:`t = T`
+  on (torch's rate is then often of order :math:`-10^{-17}\eta_0`), and a
+  :class:`CosineAnnealingLR` of a group with :math:`\eta_0 = 0 < \eta_{\min}` at
+  :math:`t = 2kT_{\max}`.  A cosine's rising half does it by more from a rate below ``eta_min``
+  that was written from outside or by another schedule; the later rates then differ from torch's too.
 * :class:`ReduceLROnPlateau` reads a metric instead of counting: ``step(metrics)``.
 * ``get_last_lr()`` is the list of the rates last set, one per group.
 
@@ -102,9 +109,9 @@ class ChainableLR(LRScheduler):
         self._restart()
 
     def step(self) -> None:
-        """Advance :math:`t` by one and set the rate :math:`\\eta_t` of every group, by the recursive form."""
+        """Advance :math:`t` by one and set the rate :math:`\\eta_t` of every group: the recursive form, or 0 below 0."""
         self.last_epoch += 1
-        self._write(self._recursive_lrs())
+        self._write([max(lr, 0.0) for lr in self._recursive_lrs()])
 
     def closed_form_lr(self) -> list[float]:
         """:math:`\\eta_t` of every group at :math:`t` = ``last_epoch``, from ``base_lrs`` by the closed form."""
