@@ -59,7 +59,11 @@ def _checked_output(fn: str, name: str, out: object, like: torch.Tensor) -> torc
             f"{fn}: argument '{name}' must return a tensor of the shape of its input {tuple(like.shape)}, "
             f"got {tuple(out.shape)}"
         )
-    check_same_dtype_and_device(fn, ("its input", like), (f"the value of '{name}'", out))
+    if out.dtype != like.dtype or out.device != like.device:
+        raise TypeError(
+            f"{fn}: argument '{name}' must return a tensor of the dtype and device of its input "
+            f"({like.dtype}, {like.device}), got {out.dtype}, {out.device}"
+        )
     return out
 
 
@@ -128,8 +132,9 @@ def power_iteration(
     Raises
     ------
     ValueError
-        When ``v0`` is zero, or ``matvec`` maps an iterate to zero (then :math:`H v_k = 0`, and the
-        eigenvalue found is 0 only if the start lay in the null space: start elsewhere).
+        When ``v0`` is zero or not finite, or ``matvec`` maps an iterate to zero (then :math:`H v_k = 0`,
+        and the eigenvalue found is 0 only if the start lay in the null space: start elsewhere) or to a
+        vector with an inf or NaN entry.
     """
     fn = "power_iteration"
     _check_callable(fn, "matvec", matvec, "a tensor -> tensor function, v -> H v")
@@ -142,6 +147,8 @@ def power_iteration(
     norm = torch.linalg.vector_norm(v0)
     if norm == 0:
         raise ValueError(f"{fn}: argument 'v0' must have a nonzero entry, got a zero tensor of shape {tuple(v0.shape)}")
+    if not torch.isfinite(norm):
+        raise ValueError(f"{fn}: argument 'v0' must be finite, got a tensor with an inf or NaN entry")
     v = v0 / norm
     previous = None
     for k in range(iterations):
@@ -149,6 +156,8 @@ def power_iteration(
         w_norm = torch.linalg.vector_norm(w)
         if w_norm == 0:
             raise ValueError(f"{fn}: argument 'matvec' mapped an iterate to zero; start 'v0' outside the null space")
+        if not torch.isfinite(w_norm):
+            raise ValueError(f"{fn}: argument 'matvec' must return finite vectors, got one with an inf or NaN entry")
         estimate = torch.sum(v * w)  # the Rayleigh quotient v^T H v, ||v|| = 1
         settled = previous is not None and abs(estimate - previous) <= rtol * abs(estimate)
         if settled or k == iterations - 1:

@@ -49,7 +49,8 @@ def relu_features(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     -------
     torch.Tensor
         :math:`\\Phi`, shape (n, p): row :math:`i` is :math:`\\phi(x_i)^\\top`.  The first :math:`q` columns
-        are the features of ``weights[:q]``, so nested models share their features.
+        are the features of ``weights[:q]`` times :math:`\\sqrt{q/p}` (the normalisation differs), so nested
+        models share their features up to a factor, which changes no prediction of the minimum-norm fit.
     """
     fn = "relu_features"
     check_tensor(fn, "x", x, ndim=2, floating=True)

@@ -21,16 +21,25 @@ import math
 
 import torch
 
-from ._checks import check_choice
+from ._checks import argument, check_choice, check_real
 
 _DISTRIBUTIONS = ("normal", "uniform")
 
 
 def _fans(fn: str, shape: tuple[int, int]) -> tuple[int, int]:
-    if len(shape) != 2 or not all(isinstance(s, int) and s > 0 for s in shape):
+    if len(shape) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
         raise ValueError(f"{fn}: argument 'shape' must be (n_out, n_in) with positive integers, got {shape!r}")
     n_out, n_in = shape
     return n_in, n_out
+
+
+def _check_draw(fn: str, distribution: str, generator: object, dtype: object) -> None:
+    """Check the arguments every initialiser shares: the distribution, the generator and the dtype."""
+    check_choice(fn, "distribution", distribution, _DISTRIBUTIONS)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"{fn}: argument 'dtype' must be a floating torch.dtype, got {dtype!r}")
 
 
 def _draw(
@@ -57,9 +66,14 @@ def xavier(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Glorot/Xavier initialisation: ``Var[W] = gain**2 * 2 / (n_in + n_out)``."""
+    """Glorot/Xavier initialisation: ``Var[W] = gain**2 * 2 / (n_in + n_out)``, ``gain >= 0``.
+
+    The rule of ``torch.nn.init.xavier_uniform_`` and ``xavier_normal_`` (same ``gain``), for a
+    ``shape`` of ``(n_out, n_in)`` as torch's weights have.
+    """
     n_in, n_out = _fans("xavier", shape)
-    check_choice("xavier", "distribution", distribution, _DISTRIBUTIONS)
+    _check_draw("xavier", distribution, generator, dtype)
+    gain = check_real("xavier", argument("gain"), gain, 0.0, why="the factor on the standard deviation")
     return _draw(gain**2 * 2.0 / (n_in + n_out), shape, distribution, generator, dtype, device)
 
 
@@ -71,7 +85,11 @@ def he(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """He/Kaiming initialisation for ReLU layers: ``Var[W] = 2 / n_in``."""
+    """He/Kaiming initialisation for ReLU layers: ``Var[W] = 2 / n_in``.
+
+    The rule of ``torch.nn.init.kaiming_normal_`` and ``kaiming_uniform_`` with ``mode="fan_in"`` and
+    ``nonlinearity="relu"`` (gain :math:`\\sqrt 2`), for a ``shape`` of ``(n_out, n_in)`` as torch's weights have.
+    """
     n_in, _ = _fans("he", shape)
-    check_choice("he", "distribution", distribution, _DISTRIBUTIONS)
+    _check_draw("he", distribution, generator, dtype)
     return _draw(2.0 / n_in, shape, distribution, generator, dtype, device)

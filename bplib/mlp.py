@@ -58,7 +58,7 @@ from . import init
 from ._checks import argument, check_choice, check_real, check_same_dtype_and_device, check_shape, check_tensor
 from .functional.activations import ACTIVATIONS
 from .functional.linear import linear_backward, linear_forward
-from .functional.losses import LOSSES
+from .functional.losses import LOSSES, check_mse_targets, check_softmax_cross_entropy_labels, invalid_labels
 from .mlp_fast import DeferredCheck
 from .mlp_fast import loss_and_grads as fast_loss_and_grads
 from .params import MLPParams
@@ -140,6 +140,8 @@ class MLP:
         self.sigma_b2 = check_real(fn, argument("sigma_b2"), sigma_b2, 0.0, why="a variance")
         if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise TypeError(f"{fn}: argument 'dtype' must be a floating torch.dtype, got {dtype!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
         self.sizes = sizes
         self._deferred_check = DeferredCheck()  # the fast path's label check on a GPU
         shapes = list(zip(sizes[1:], sizes[:-1]))  # (n_l, n_{l-1})
@@ -189,6 +191,21 @@ class MLP:
         where = ("weights", self.weights[0]) if params is None else ("params (W1)", params[0])
         check_same_dtype_and_device(fn, where, ("x", x))
         return x
+
+    def _check_targets(self, fn: str, out: torch.Tensor, y: object) -> None:
+        """Check the batch and its targets against the output, so that errors name the method called.
+
+        The loss's forward function checks them again, under its own name; this check reads only the labels.
+        """
+        if out.shape[0] == 0:
+            raise ValueError(f"{fn}: argument 'x' must hold at least one row, got shape {(0, self.sizes[0])}")
+        if self.loss_name == "mse":
+            check_mse_targets(fn, out, y)
+            return
+        check_softmax_cross_entropy_labels(fn, out, y)
+        failed, message = invalid_labels(fn, y, self.sizes[-1])
+        if bool(failed):
+            raise ValueError(message)
 
     # ------------------------------------------------------------------------------------- the reference
 
@@ -261,6 +278,7 @@ class MLP:
         """
         loss_forward, _ = LOSSES[self.loss_name]
         out, _ = self._forward_with_caches("MLP.loss", x, params)
+        self._check_targets("MLP.loss", out, y)
         value, _ = loss_forward(out, y)
         return value
 
@@ -274,6 +292,7 @@ class MLP:
         """
         loss_forward, loss_backward = LOSSES[self.loss_name]
         out, caches = self._forward_with_caches("MLP.reference_loss_and_grads", x, params)  # step 1: forward
+        self._check_targets("MLP.reference_loss_and_grads", out, y)
         loss, loss_cache = loss_forward(out, y)
         dout = loss_backward(1.0, loss_cache)  # step 2: Delta^L
         return loss, self.backward(dout, caches)  # steps 3 and 4: the recursion and the gradients

@@ -1,6 +1,8 @@
 """bplib.curvature: difference quotients of gradients == Hessian products of torch.autograd; power iteration ==
 torch.linalg.eigh; every error path is reported."""
 
+import math
+
 import pytest
 import torch
 
@@ -154,7 +156,11 @@ def test_hvp_errors():
         hessian_vector_product(lambda t: 1.0, theta, theta)
     with pytest.raises(ValueError, match=r"argument 'grad' must return a tensor of the shape of its input \(3,\), got \(\)"):
         hessian_vector_product(lambda t: t.sum(), theta, theta)
-    with pytest.raises(TypeError, match=r"hessian_vector_product: argument 'the value of 'grad'' has dtype torch.float32"):
+    with pytest.raises(
+        TypeError,
+        match=r"hessian_vector_product: argument 'grad' must return a tensor of the dtype and device of its input "
+        r"\(torch.float64, cpu\), got torch.float32, cpu",
+    ):
         hessian_vector_product(lambda t: t.float(), theta, theta)
 
 
@@ -175,7 +181,11 @@ def test_power_iteration_errors():
         power_iteration(identity, v0, rtol=None)
     with pytest.raises(ValueError, match=r"power_iteration: argument 'v0' must have a nonzero entry, got a zero tensor"):
         power_iteration(identity, torch.zeros(3, dtype=F64))
+    with pytest.raises(ValueError, match=r"power_iteration: argument 'v0' must be finite, got a tensor with an inf or NaN"):
+        power_iteration(identity, torch.tensor([1.0, math.nan, 0.0], dtype=F64))
     with pytest.raises(ValueError, match=r"power_iteration: argument 'matvec' mapped an iterate to zero"):
         power_iteration(lambda v: torch.zeros_like(v), v0)
+    with pytest.raises(ValueError, match=r"power_iteration: argument 'matvec' must return finite vectors"):
+        power_iteration(lambda v: v / 0, v0)
     with pytest.raises(ValueError, match=r"power_iteration: argument 'matvec' must return a tensor of the shape"):
         power_iteration(lambda v: v[:2], v0)

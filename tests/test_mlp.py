@@ -217,6 +217,32 @@ def test_bad_labels_are_reported_by_the_call_that_sees_them_on_the_cpu(generator
     net.loss_and_grads(x, torch.tensor([0, 1, 1]))  # nothing left pending
 
 
+@pytest.mark.parametrize("parameterization", ["standard", "ntk"])
+def test_a_generator_that_is_not_one_is_reported_by_the_constructor(parameterization):
+    with pytest.raises(TypeError, match=r"^MLP: argument 'generator' must be a torch.Generator or None, got int"):
+        bplib.MLP([3, 2], generator=0, parameterization=parameterization)
+
+
+@pytest.mark.parametrize("route", ["loss", "reference_loss_and_grads", "loss_and_grads"])
+@pytest.mark.parametrize(
+    "loss, x_rows, y, error, pattern",
+    [
+        ("softmax_ce", 3, torch.tensor([0, 2, 1]), ValueError, r"argument 'y' holds class indices outside \[0, 1\]"),
+        ("softmax_ce", 3, torch.tensor([0, 1]), ValueError, r"argument 'y' must have shape \(3,\) \(one class index per row"),
+        ("softmax_ce", 3, torch.full((3, 2), 0.3, dtype=torch.float64), ValueError, r"argument 'y' given as probability rows"),
+        ("softmax_ce", 3, torch.tensor([0, 1, 1], dtype=torch.int32), TypeError, r"argument 'y' must be int64 class indices"),
+        ("mse", 3, torch.zeros(3, 2), TypeError, r"argument 'y' has dtype torch.float32 but 'y_hat' has dtype torch.float64"),
+        ("mse", 3, torch.zeros(3, 3, dtype=torch.float64), ValueError, r"argument 'y' must have shape \(3, 2\)"),
+        ("mse", 0, torch.zeros(0, 2, dtype=torch.float64), ValueError, r"argument 'x' must hold at least one row, got shape \(0, 3\)"),
+    ],
+)
+def test_bad_targets_are_reported_under_the_method_called(route, loss, x_rows, y, error, pattern, generator):
+    # every route names itself, not the loss function of bplib.functional that the reference chains
+    net = bplib.MLP([3, 4, 2], "tanh", loss, dtype=torch.float64, generator=generator)
+    with pytest.raises(error, match=rf"^MLP.{route}: {pattern}"):
+        getattr(net, route)(torch.zeros(x_rows, 3, dtype=torch.float64), y)
+
+
 def test_meta_device_runs_shapes_only():
     net = bplib.MLP([784, 32, 10], "relu", "mse", device="meta")
     loss, grads = net.loss_and_grads(torch.empty(16, 784, device="meta"), torch.empty(16, 10, device="meta"))

@@ -105,6 +105,23 @@ def test_symmetry_and_the_two_ways_of_asking_for_it(activation, generator):
 
 
 @pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_equal_rows_of_x1_alone_have_correlation_one(activation, generator):
+    # With x2=None, two equal rows of x1 are a pair of equal inputs as much as a row and itself: their kernels
+    # equal the diagonal's closed form to rounding, not to the sqrt(u) that arccos(1 - u) would give.
+    x = inputs(5, 3, generator)
+    x = torch.cat([x, x[[3, 0]], torch.zeros(1, 3, dtype=F64), x[:2]])  # rows 5, 6 and 8, 9 repeat 3, 0, 0, 1
+    nngp, ntk = analytic_kernels(x, depth=3, activation=activation, sigma_w2=1.3, sigma_b2=0.2)
+    assert torch.equal(nngp, nngp.T) and torch.equal(ntk, ntk.T)
+    for i, j in [(5, 3), (6, 0), (8, 0), (8, 6), (9, 1)]:
+        for kernel, name in ((nngp, "K"), (ntk, "Theta")):
+            torch.testing.assert_close(kernel[i, j], kernel[j, j], rtol=1e-14, atol=0,
+                                       msg=lambda m: f"{activation} {name} of rows {i} = {j} of x1: {m}")  # fmt: skip
+    nngp2, ntk2 = analytic_kernels(x, x.clone(), depth=3, activation=activation, sigma_w2=1.3, sigma_b2=0.2)
+    torch.testing.assert_close(ntk, ntk2, rtol=1e-14, atol=0)
+    torch.testing.assert_close(nngp, nngp2, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf"])
 def test_parallel_antiparallel_and_zero_inputs_give_no_nan(activation):
     x = torch.tensor([[1.0, 2.0, -0.5], [3.0, 6.0, -1.5], [-1.0, -2.0, 0.5], [0.0, 0.0, 0.0]], dtype=F64)
     nngp, ntk = analytic_kernels(x, x[[1, 0, 2, 3]], depth=4, activation=activation)
@@ -294,8 +311,10 @@ def test_empirical_ntk_equals_the_jacobian_contraction(parameterization, sizes, 
     x1, x2 = inputs(5, sizes[0], generator), inputs(3, sizes[0], generator)
     assert_close(empirical_ntk(net, x1, x2), jacobian_contraction(net, x1, x2),
                  claim="per-layer empirical NTK equals J(x1) J(x2)^T", against="torch.func")  # fmt: skip
-    assert_close(empirical_ntk(net, x1), jacobian_contraction(net, x1, x1),
+    theta = empirical_ntk(net, x1)
+    assert_close(theta, jacobian_contraction(net, x1, x1),
                  claim="per-layer empirical NTK (x2 = x1) equals J J^T", against="torch.func")  # fmt: skip
+    assert torch.equal(theta, theta.T), "x2=None gives an exactly symmetric empirical NTK"
 
 
 def test_empirical_ntk_in_float32_and_of_one_sample(generator):
