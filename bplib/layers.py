@@ -41,7 +41,7 @@ import torch
 from . import init
 from ._checks import argument, check_choice, check_real, check_shape, check_tensor
 from .functional.activations import ACTIVATIONS
-from .functional.dropout import P_RANGE_REASON, dropout_backward, dropout_forward
+from .functional.dropout import _P_RANGE_REASON, dropout_backward, dropout_forward
 from .functional.linear import linear_backward, linear_forward
 from .functional.normalisation import (
     batch_norm_backward,
@@ -236,7 +236,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        self.p = check_real("Dropout", argument("p"), p, 0.0, 1.0, high_open=True, why=P_RANGE_REASON)
+        self.p = check_real("Dropout", argument("p"), p, 0.0, 1.0, high_open=True, why=_P_RANGE_REASON)
         """The probability :math:`p` of dropping an entry."""
 
     @property

@@ -39,7 +39,7 @@ import torch
 
 from .._checks import argument, check_flag, check_real, check_same_dtype_and_device, check_tensor
 
-P_RANGE_REASON = "the probability of dropping an entry; p = 1 would drop them all and scale by 1/(1 - p) = inf"
+_P_RANGE_REASON = "the probability of dropping an entry; p = 1 would drop them all and scale by 1/(1 - p) = inf"
 """Why a dropout probability must lie in [0, 1): the reason the error message gives."""
 
 DropoutCache = tuple[torch.Tensor | None, torch.Tensor]
@@ -73,7 +73,7 @@ def dropout_forward(
     """
     fn = "dropout_forward"
     check_tensor(fn, "x", x, floating=True)
-    p = check_real(fn, argument("p"), p, 0.0, 1.0, high_open=True, why=P_RANGE_REASON)
+    p = check_real(fn, argument("p"), p, 0.0, 1.0, high_open=True, why=_P_RANGE_REASON)
     check_flag(fn, argument("train"), train)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
