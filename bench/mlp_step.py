@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 
 import bplib
-from timing import target, time_it, write_results  # bench/timing.py, beside this script
+from bplib.distributed.ddp import torch_sequential
 from bplib.testing import assert_close
+from timing import target, time_it, write_results  # bench/timing.py, beside this script
 
 LEARNING_RATE = 0.01
 
@@ -56,16 +57,7 @@ CONFIGS = {
 def make_pair(config: Config, device: torch.device, dtype: torch.dtype, generator: torch.Generator):
     """A bplib MLP and a torch.nn MLP with identical parameters, and one batch of data."""
     net = bplib.MLP(config.sizes, "relu", "softmax_ce", dtype=dtype, generator=generator)
-    layers = []
-    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
-        linear = torch.nn.Linear(W.shape[1], W.shape[0], dtype=dtype)
-        with torch.no_grad():
-            linear.weight.copy_(W)
-            linear.bias.copy_(b)
-        layers.append(linear)
-        if l < len(net.weights) - 1:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers).to(device)
+    model = torch_sequential(net).to(device)
     net.weights = [W.to(device) for W in net.weights]
     net.biases = [b.to(device) for b in net.biases]
     x = torch.randn(config.batch, config.sizes[0], generator=generator, dtype=dtype).to(device)

@@ -6,26 +6,13 @@ import pytest
 import torch
 
 import bplib
+from bplib.distributed.ddp import torch_sequential
 from bplib.monitor import STATISTICS, Rule, StepStatistics, activation_statistics, monitored_step, step_statistics
 from bplib.testing import assert_close
 
 from .test_mlp import make_batch
 
 F64 = torch.float64
-
-
-def torch_twin(net):
-    """torch.nn.Sequential with the network's weights: Linear, ReLU, ..., Linear."""
-    layers = []
-    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
-        linear = torch.nn.Linear(W.shape[1], W.shape[0], dtype=F64)
-        with torch.no_grad():
-            linear.weight.copy_(W)
-            linear.bias.copy_(b)
-        layers.append(linear)
-        if l < len(net.weights) - 1:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
 
 
 def hooked(model, optimizer):
@@ -55,7 +42,7 @@ def hooked(model, optimizer):
 def test_caches_and_torch_hooks_record_the_same_statistics(generator):
     net = bplib.MLP([6, 8, 8, 7, 3], "relu", "softmax_ce", dtype=F64, generator=generator)
     net.biases[1].fill_(-1.0)  # some dead units in layer 2
-    model = torch_twin(net)
+    model = torch_sequential(net)
     torch_opt = torch.optim.SGD(model.parameters(), lr=0.2)
     record = hooked(model, torch_opt)
     opt = bplib.optim.SGD(net.parameters, lr=0.2)
