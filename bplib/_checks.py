@@ -64,6 +64,21 @@ def check_same_dtype_and_device(fn: str, reference: tuple[str, torch.Tensor], *o
     check_same_device(fn, reference, *others)
 
 
+def check_upstream(fn: str, name: str, grad: object, output: tuple[str, torch.Tensor]) -> None:
+    """Check the upstream gradient ``grad`` of a backward function against the forward output.
+
+    ``output`` names a tensor of the cache with the forward output's shape, dtype and device (the
+    output itself, or an input of the same shape); ``grad`` must be a floating tensor like it.
+    """
+    check_tensor(fn, name, grad, floating=True)
+    check_same_dtype_and_device(fn, output, (name, grad))
+    shape = output[1].shape
+    if grad.shape != shape:
+        raise ValueError(
+            f"{fn}: argument '{name}' must have the shape of the forward output {tuple(shape)}, got {tuple(grad.shape)}"
+        )
+
+
 def check_shape(fn: str, name: str, x: torch.Tensor, expected: Sequence[int | None], meaning: str) -> None:
     """Check ``x.shape`` against ``expected``, where ``None`` matches any size."""
     shape = x.shape

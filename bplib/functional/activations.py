@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_same_dtype_and_device, check_tensor
+from .._checks import check_tensor, check_upstream
 
 
 def _sigmoid_forward(z: torch.Tensor, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,12 +68,7 @@ def _check_forward(fn: str, z: object) -> None:
 
 
 def _check_backward(fn: str, da: object, a: torch.Tensor) -> None:
-    check_tensor(fn, "da", da, floating=True)
-    check_same_dtype_and_device(fn, ("a (from cache)", a), ("da", da))
-    if da.shape != a.shape:
-        raise ValueError(
-            f"{fn}: argument 'da' must have the shape of the forward output {tuple(a.shape)}, got {tuple(da.shape)}"
-        )
+    check_upstream(fn, "da", da, ("a (from cache)", a))
 
 
 def sigmoid_forward(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

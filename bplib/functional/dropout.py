@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import argument, check_flag, check_real, check_same_dtype_and_device, check_tensor
+from .._checks import argument, check_flag, check_real, check_tensor, check_upstream
 
 _P_RANGE_REASON = "the probability of dropping an entry; p = 1 would drop them all and scale by 1/(1 - p) = inf"
 """Why a dropout probability must lie in [0, 1): the reason the error message gives."""
@@ -89,10 +89,5 @@ def dropout_backward(dout: torch.Tensor, cache: DropoutCache) -> torch.Tensor:
     """Return ``dx = dout * mask`` (``dout`` itself when the forward pass was the identity)."""
     _, x = cache
     fn = "dropout_backward"
-    check_tensor(fn, "dout", dout, floating=True)
-    check_same_dtype_and_device(fn, ("x (from cache)", x), ("dout", dout))
-    if dout.shape != x.shape:
-        raise ValueError(
-            f"{fn}: argument 'dout' must have the shape of the forward output {tuple(x.shape)}, got {tuple(dout.shape)}"
-        )
+    check_upstream(fn, "dout", dout, ("x (from cache)", x))
     return _dropout_backward(dout, cache)

@@ -73,7 +73,15 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import argument, check_flag, check_real, check_same_dtype_and_device, check_shape, check_tensor
+from .._checks import (
+    argument,
+    check_flag,
+    check_real,
+    check_same_dtype_and_device,
+    check_shape,
+    check_tensor,
+    check_upstream,
+)
 
 NormCache = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 BatchNormCache = tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]
@@ -258,11 +266,5 @@ def layer_norm_backward(dout: torch.Tensor, cache: NormCache) -> tuple[torch.Ten
     """Return ``(dx, dgamma, dbeta)`` given ``dout = dL/dout`` of the shape (..., n) of the forward output."""
     xhat = cache[0]
     fn = "layer_norm_backward"
-    check_tensor(fn, "dout", dout, floating=True)
-    check_same_dtype_and_device(fn, ("xhat (from cache)", xhat), ("dout", dout))
-    if dout.shape != xhat.shape:
-        raise ValueError(
-            f"{fn}: argument 'dout' must have the shape of the forward output {tuple(xhat.shape)}, "
-            f"got {tuple(dout.shape)}"
-        )
+    check_upstream(fn, "dout", dout, ("xhat (from cache)", xhat))
     return _layer_norm_backward(dout, cache)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_same_dtype_and_device, check_tensor
+from .._checks import check_tensor, check_upstream
 
 SoftmaxCache = tuple[torch.Tensor, int]
 
@@ -76,10 +76,5 @@ def softmax_backward(dp: torch.Tensor, cache: SoftmaxCache) -> torch.Tensor:
     """Return ``dz = p * (dp - sum(dp * p, dim))``, the vector–Jacobian product with ``diag(p) - p p^T``."""
     p, _ = cache
     fn = "softmax_backward"
-    check_tensor(fn, "dp", dp, floating=True)
-    check_same_dtype_and_device(fn, ("p (from cache)", p), ("dp", dp))
-    if dp.shape != p.shape:
-        raise ValueError(
-            f"{fn}: argument 'dp' must have the shape of the forward output {tuple(p.shape)}, got {tuple(dp.shape)}"
-        )
+    check_upstream(fn, "dp", dp, ("p (from cache)", p))
     return _softmax_backward(dp, cache)
