@@ -211,7 +211,7 @@ def test_a_closed_pool_leaves_no_process_and_no_port():
         small.run(backend_for, 2)
 
 
-def test_a_spawned_pool_gives_what_a_forked_one_gives():
+def test_a_spawned_pool_gives_what_the_default_one_gives():
     """Spawned workers start fresh interpreters (the portable start method); the tasks are the same."""
     net = make_net([4, 6, 3])
     x, y = make_batch(net, 7)

@@ -14,9 +14,9 @@ the equal-weight mean of the shard gradients, which is the full-batch gradient o
 has :math:`m/k` rows.  With :math:`s_r = k\\, m_r / m` it is :math:`\\frac1m \\sum_r m_r g_r`, the
 full-batch gradient for shards of any size (:mod:`bplib.distributed.data_parallel`).
 
-Import this module before starting a :class:`~bplib.distributed.launch.WorkerPool`: it imports
-``torch._dynamo`` (DDP's constructor needs it, and importing it takes seconds), and forked workers
-then find it imported instead of each importing it again.
+This module imports ``torch._dynamo``, which DDP's constructor needs and which takes seconds to import;
+a :class:`~bplib.distributed.launch.WorkerPool`'s fork server imports this module once
+(:data:`~bplib.distributed.launch.FORK_SERVER_PRELOAD`), so that its workers find it imported.
 
 Not done here: the bucketing and overlap are DDP's own; this module only builds the module, the loss
 and the training loop around it.
@@ -25,7 +25,7 @@ and the training loop around it.
 from __future__ import annotations
 
 import torch
-import torch._dynamo  # noqa: F401 -- DDP's constructor imports it; imported here, before a WorkerPool forks, once
+import torch._dynamo  # noqa: F401 -- DDP's constructor imports it; imported here, once per fork server
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel

@@ -10,10 +10,10 @@ seconds each process spends importing torch are paid once.
 The rendezvous store lives in the parent and listens on a port the operating system picks
 (``TCPStore`` bound to port 0 on 127.0.0.1): no port number is guessed, so two pools on one machine
 cannot collide.  A task is a function that every rank calls with the same arguments; it finds its
-own rank with ``torch.distributed.get_rank()``.  Processes are forked where that is safe (Linux, gloo)
-and spawned otherwise (:func:`default_start_method`); either way a task must be importable (a function
-of a module, not one defined in a notebook, which a spawned interpreter could not find), and its
-arguments and results travel by pickling.  Each worker uses one thread (``OMP_NUM_THREADS=1``), and
+own rank with ``torch.distributed.get_rank()``.  Processes are forked from a fork server where one is
+available (gloo on Linux and macOS) and spawned otherwise (:func:`default_start_method`); either way a
+task must be importable (a function of a module, not one defined in a notebook, which a worker could
+not find), and its arguments and results travel by pickling.  Each worker uses one thread (``OMP_NUM_THREADS=1``), and
 its standard output and error are discarded unless ``quiet=False``: results come back through a
 queue, in rank order, and the parent prints them, so nothing interleaves.  A worker's exception comes
 back as a ``RuntimeError`` in the parent, with the worker's traceback.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime
 import os
 import queue
-import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -49,17 +48,24 @@ def backend_for(world_size: int) -> str:
 
 
 def default_start_method(backend: str) -> str:
-    """``"fork"`` where it is safe and available (gloo, no CUDA started in this process, Linux), else ``"spawn"``.
+    """``"forkserver"`` for gloo where it is available (Linux, macOS), else ``"spawn"``.
 
-    A forked worker starts as a copy of the parent, torch already imported, in a fraction of a second;
-    a spawned one starts a fresh interpreter and imports torch again (seconds per process on a small
-    machine).  CUDA cannot be used in a forked child once the parent has started it, and macOS and
-    Windows do not fork safely, so those spawn.
+    A process forked straight from a multithreaded parent (a Jupyter kernel, a test runner, any
+    process with PyTorch's or a library's threads) copies the locks those threads held at that moment,
+    and can wait forever on one that nobody will release.  A *fork server* is a single-threaded process
+    started once, which imports the workers' modules once (:data:`FORK_SERVER_PRELOAD`); each worker is
+    forked from it, safely and in a fraction of a second.  A spawned worker starts a fresh interpreter
+    and imports torch again (seconds per process on a small machine).  NCCL workers are spawned, each
+    a fresh process that starts CUDA on its own GPU.
     """
-    cuda_started = torch.cuda.is_available() and torch.cuda.is_initialized()
-    if backend == "gloo" and not cuda_started and sys.platform == "linux" and "fork" in mp.get_all_start_methods():
-        return "fork"
+    if backend == "gloo" and "forkserver" in mp.get_all_start_methods():
+        return "forkserver"
     return "spawn"
+
+
+FORK_SERVER_PRELOAD = ("bplib.distributed", "bplib.distributed.ddp")
+"""The modules the fork server imports when it starts: torch, bplib's tasks, and DDP's module with
+``torch._dynamo`` (which takes seconds to import), so that no worker imports them again."""
 
 
 def worker_device() -> torch.device:
@@ -146,6 +152,8 @@ class WorkerPool:
             )
         self.start_method = start_method
         context = mp.get_context(start_method)
+        if start_method == "forkserver":
+            context.set_forkserver_preload(list(FORK_SERVER_PRELOAD))  # read when the server first starts
         # the rendezvous: port 0 lets the operating system choose a free port, held from now on
         self._store = dist.TCPStore(HOST, 0, world_size + 1, is_master=True, wait_for_workers=False)
         self._tasks = [context.SimpleQueue() for _ in range(world_size)]
