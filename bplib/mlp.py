@@ -58,7 +58,7 @@ from . import init
 from ._checks import argument, check_choice, check_real, check_same_dtype_and_device, check_shape, check_tensor
 from .functional.activations import ACTIVATIONS
 from .functional.linear import linear_backward, linear_forward
-from .functional.losses import LOSSES, check_mse_targets, check_softmax_cross_entropy_labels, invalid_labels
+from .functional.losses import _FORWARDS_NAMED_BY_CALLER, LOSSES
 from .mlp_fast import DeferredCheck
 from .mlp_fast import loss_and_grads as fast_loss_and_grads
 from .params import MLPParams
@@ -192,20 +192,11 @@ class MLP:
         check_same_dtype_and_device(fn, where, ("x", x))
         return x
 
-    def _check_targets(self, fn: str, out: torch.Tensor, y: object) -> None:
-        """Check the batch and its targets against the output, so that errors name the method called.
-
-        The loss's forward function checks them again, under its own name; this check reads only the labels.
-        """
+    def _loss_forward(self, fn: str, out: torch.Tensor, y: object) -> tuple[torch.Tensor, object]:
+        """The loss's forward function on the network's output ``out``, its errors named after the method ``fn``."""
         if out.shape[0] == 0:
             raise ValueError(f"{fn}: argument 'x' must hold at least one row, got shape {(0, self.sizes[0])}")
-        if self.loss_name == "mse":
-            check_mse_targets(fn, out, y)
-            return
-        check_softmax_cross_entropy_labels(fn, out, y)
-        failed, message = invalid_labels(fn, y, self.sizes[-1])
-        if bool(failed):
-            raise ValueError(message)
+        return _FORWARDS_NAMED_BY_CALLER[self.loss_name](fn, out, y)
 
     # ------------------------------------------------------------------------------------- the reference
 
@@ -276,10 +267,8 @@ class MLP:
         ``lambda t: net.loss(x, y, params=unflatten(t))`` is the loss as a function of one vector,
         which :mod:`bplib.gradcheck` differentiates numerically (in batches, by ``torch.func.vmap``).
         """
-        loss_forward, _ = LOSSES[self.loss_name]
         out, _ = self._forward_with_caches("MLP.loss", x, params)
-        self._check_targets("MLP.loss", out, y)
-        value, _ = loss_forward(out, y)
+        value, _ = self._loss_forward("MLP.loss", out, y)
         return value
 
     def reference_loss_and_grads(
@@ -290,10 +279,10 @@ class MLP:
         ``grads`` is an :class:`~bplib.params.MLPParams` in the order of :attr:`parameters`:
         ``grads.weights[l - 1]`` is :math:`\\partial \\mathcal{L}/\\partial W^l`.
         """
-        loss_forward, loss_backward = LOSSES[self.loss_name]
-        out, caches = self._forward_with_caches("MLP.reference_loss_and_grads", x, params)  # step 1: forward
-        self._check_targets("MLP.reference_loss_and_grads", out, y)
-        loss, loss_cache = loss_forward(out, y)
+        fn = "MLP.reference_loss_and_grads"
+        _, loss_backward = LOSSES[self.loss_name]
+        out, caches = self._forward_with_caches(fn, x, params)  # step 1: forward
+        loss, loss_cache = self._loss_forward(fn, out, y)
         dout = loss_backward(1.0, loss_cache)  # step 2: Delta^L
         return loss, self.backward(dout, caches)  # steps 3 and 4: the recursion and the gradients
 

@@ -48,6 +48,13 @@ def _check_upstream(fn: str, dloss: object, like: torch.Tensor) -> torch.Tensor 
     raise TypeError(f"{fn}: argument 'dloss' must be a Python number or a 0-d floating tensor, got {dloss!r}")
 
 
+def _check_predictions(fn: str, name: str, predictions: object) -> None:
+    """Check a loss's first argument: a 2-D floating tensor with at least one row (the mean needs one)."""
+    check_tensor(fn, name, predictions, ndim=2, floating=True)
+    if predictions.shape[0] == 0:
+        raise ValueError(f"{fn}: argument '{name}' must hold at least one row, got shape {tuple(predictions.shape)}")
+
+
 def check_softmax_cross_entropy_labels(fn: str, logits: torch.Tensor, y: object) -> bool:
     """Check the labels' type, shape, dtype and device against the (m, C) logits; return whether they are indices.
 
@@ -108,10 +115,13 @@ def softmax_cross_entropy_forward(logits: torch.Tensor, y: torch.Tensor) -> tupl
     ``logits`` (m, C); ``y`` int64 (m,) class indices, or floating (m, C) probability rows.
     """
     fn = "softmax_cross_entropy_forward"
-    check_tensor(fn, "logits", logits, ndim=2, floating=True)
+    _check_predictions(fn, "logits", logits)
+    return _softmax_cross_entropy_forward(fn, logits, y)
+
+
+def _softmax_cross_entropy_forward(fn: str, logits: torch.Tensor, y: object) -> tuple[torch.Tensor, SoftmaxCECache]:
+    """:func:`softmax_cross_entropy_forward` for checked logits; errors in ``y`` are reported under the name ``fn``."""
     m = logits.shape[0]
-    if m == 0:
-        raise ValueError(f"{fn}: argument 'logits' must hold at least one row, got shape {tuple(logits.shape)}")
     Y = softmax_cross_entropy_targets(fn, logits, y)  # (m, C)
     # log p = z - logsumexp(z), row by row: torch.log_softmax subtracts the row maximum first, so
     # nothing overflows, and does it in one fused kernel
@@ -145,13 +155,15 @@ def mse_forward(y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, tor
     ``y_hat`` and ``y`` have the same shape (m, k).
     """
     fn = "mse_forward"
-    check_tensor(fn, "y_hat", y_hat, ndim=2, floating=True)
+    _check_predictions(fn, "y_hat", y_hat)
+    return _mse_forward(fn, y_hat, y)
+
+
+def _mse_forward(fn: str, y_hat: torch.Tensor, y: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`mse_forward` for checked predictions; errors in ``y`` are reported under the name ``fn``."""
     check_mse_targets(fn, y_hat, y)
-    m = y_hat.shape[0]
-    if m == 0:
-        raise ValueError(f"{fn}: argument 'y_hat' must hold at least one row, got shape {tuple(y_hat.shape)}")
     residual = y_hat - y  # (m, k)
-    loss = (residual * residual).sum() / (2 * m)  # ()
+    loss = (residual * residual).sum() / (2 * y_hat.shape[0])  # ()
     return loss, residual
 
 
@@ -172,3 +184,6 @@ LOSSES = {
 }
 """Forward/backward pairs by name, as ``MLP(loss=...)`` accepts them."""
 
+_FORWARDS_NAMED_BY_CALLER = {"softmax_ce": _softmax_cross_entropy_forward, "mse": _mse_forward}
+"""The forward functions of :data:`LOSSES` for checked predictions, ``forward(fn, predictions, y)``: a
+model that calls them reports errors in its targets ``y`` under its own name ``fn``."""
