@@ -64,8 +64,8 @@ def default_start_method(backend: str) -> str:
 
 
 FORK_SERVER_PRELOAD = ("bplib.distributed", "bplib.distributed.ddp")
-"""The modules the fork server imports when it starts: torch, bplib's tasks, and DDP's module with
-``torch._dynamo`` (which takes seconds to import), so that no worker imports them again."""
+"""The modules the fork server imports when it starts (torch, bplib's tasks, and DDP's module with
+``torch._dynamo``, which takes seconds to import), so that no worker imports them again."""
 
 
 def worker_device() -> torch.device:
