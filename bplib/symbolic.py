@@ -541,7 +541,9 @@ def canonical(expr: sp.Expr) -> sp.Expr:
       :math:`\\sum_k f_k` coincide;
     - writes :math:`\\sigma'(z_p)` one way (``Derivative(sigma(z[p]), z[p])``) and expands the result.
 
-    Every step rewrites the expression into an equal one; nothing is assumed about the sizes.
+    Every step rewrites the expression into an equal one; nothing is assumed about the sizes.  Nested sums are
+    not reordered: :math:`\\sum_i \\sum_j W_{ij} a_j` and :math:`\\sum_j \\sum_i W_{ij} a_j` keep different normal
+    forms (a true identity may fail to compare equal, a false one never does).
     """
     fn = "canonical"
     normal = _normalise(sp.expand(_check_expr(fn, "expr", expr)))

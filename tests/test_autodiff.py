@@ -187,6 +187,17 @@ def test_relu_takes_the_subgradient_zero_at_zero_as_torch_does():
     assert v.grad.tolist() == expected.tolist() == d.tangent.tolist() == [0.0, 0.0, 1.0]
 
 
+def test_the_zeroth_power_is_a_constant_even_at_zero_as_torch_takes_it():
+    """d(x^0)/dx = 0 everywhere, where the rule p x^(p-1) alone gives 0 * inf = nan at x = 0."""
+    x = torch.tensor([0.0, -2.0, 3.0], dtype=F64)
+    v = Value(x)
+    (v**0).backward(torch.ones(3, dtype=F64))
+    d = Dual(x, torch.ones(3, dtype=F64)) ** 0
+    x_leaf = x.clone().requires_grad_()
+    (expected,) = torch.autograd.grad((x_leaf**0).sum(), x_leaf)
+    assert v.grad.tolist() == expected.tolist() == d.tangent.tolist() == [0.0, 0.0, 0.0]
+
+
 # ----------------------------------------------------------------------------- sum_to_shape
 
 

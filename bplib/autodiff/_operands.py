@@ -56,12 +56,14 @@ def check_operands(fn: str, op: str, a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 def check_dim(fn: str, dim: object, ndim: int, *, optional: bool) -> None:
-    """``dim`` is an integer in ``[-ndim, ndim)`` (or ``None`` when ``optional``)."""
+    """``dim`` is an integer in ``[-ndim, ndim)`` (or ``None`` when ``optional``); a 0-D operand has no such integer."""
     if dim is None and optional:
         return
     if isinstance(dim, bool) or not isinstance(dim, int):
         expected = "an int or None" if optional else "an int"
         raise TypeError(f"{fn}: argument 'dim' must be {expected}, got {type(dim).__name__} {dim!r}")
+    if ndim == 0:  # torch takes dim 0 or -1 of a 0-D tensor; the closures here unsqueeze a real dimension
+        raise ValueError(f"{fn}: argument 'self' must have at least 1 dimension for dim={dim} to name, got shape ()")
     if not -ndim <= dim < ndim:
         raise ValueError(f"{fn}: argument 'dim' must be an integer in [{-ndim}, {ndim - 1}] for a {ndim}-D operand, got {dim}")
 

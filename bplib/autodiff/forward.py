@@ -75,6 +75,8 @@ def _div(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, _PartialJVPs]:
 
 
 def _pow(a: torch.Tensor, *, exponent: float) -> tuple[torch.Tensor, _PartialJVPs]:
+    if exponent == 0:  # a constant: tangent 0, even at a = 0 where a^(p - 1) is infinite (as torch takes it)
+        return a**exponent, (lambda a_dot: torch.zeros_like(a),)
     return a**exponent, (lambda a_dot: a_dot * exponent * a ** (exponent - 1),)
 
 

@@ -209,9 +209,15 @@ class Value:
         return out
 
     def __pow__(self, exponent: float) -> Value:
+        """:math:`x^p` for a constant :math:`p`, derivative :math:`p x^{p-1}`.
+
+        For :math:`p = 0` the derivative is 0, even at :math:`x = 0` where :math:`x^{-1}` is infinite (as torch takes it).
+        """
         p = check_exponent("Value.pow", exponent)
         out = self._result(self.data**p, (self,), "pow")
-        out._backward = lambda: self._accumulate(lambda: out.grad * p * self.data ** (p - 1))
+        out._backward = lambda: self._accumulate(
+            lambda: torch.zeros_like(self.data) if p == 0 else out.grad * p * self.data ** (p - 1)
+        )
         return out
 
     def __matmul__(self, other: Value | torch.Tensor) -> Value:
@@ -422,6 +428,8 @@ def jacobian(f: Callable[[Value], Value], x: torch.Tensor) -> torch.Tensor:
     Shape ``out.shape + x.shape``, as ``torch.autograd.functional.jacobian`` returns it.
     """
     out, vjp_fn = vjp(f, x)
+    if out.numel() == 0:
+        raise ValueError(f"jacobian: the output of 'f' must hold at least one entry, got shape {tuple(out.shape)}")
     seeds = torch.eye(out.numel(), dtype=out.dtype, device=out.device).reshape(-1, *out.shape)
     rows = [vjp_fn(seed)[0] for seed in seeds]  # row i: e_i^T J
     return torch.stack(rows).reshape(*out.shape, *x.shape)
