@@ -233,7 +233,7 @@ def checkpointed_loss_and_grads(
     a = net._check_input(fn, x)
     meter = CacheMeter() if meter is None else meter
     firsts = [sum(lengths[:j]) for j in range(len(lengths))]  # the first layer (0-based) of each segment
-    loss_forward, loss_backward = LOSSES[net.loss_name]
+    loss_backward = LOSSES[net.loss_name][1]
 
     # Forward: segments 1, ..., k-1 without caches, keeping their inputs; the last one with its caches.
     boundaries: list[torch.Tensor] = []
@@ -248,7 +248,7 @@ def checkpointed_loss_and_grads(
         a, cache = _layer_forward(net, l, a)
         caches.append(cache)
         meter.record(boundaries + cached_activations(caches))
-    loss, loss_cache = loss_forward(a, y)
+    loss, loss_cache = net._loss_forward(fn, a, y)  # the targets' errors name this function
     da = loss_backward(1.0, loss_cache)  # Delta^L = dL/dZ^L
 
     # Backward: the last segment on its caches, then each earlier one recomputed from its stored input.

@@ -191,8 +191,10 @@ def test_bad_arguments(net4, generator):
         checkpointed_loss_and_grads(net4, torch.zeros(2, 5, dtype=F64), y, 2)
     with pytest.raises(TypeError, match=r"checkpointed_loss_and_grads: argument 'x' has dtype torch.float32"):
         checkpointed_loss_and_grads(net4, x.float(), y, 2)
-    with pytest.raises(ValueError, match=r"argument 'y' must have shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"checkpointed_loss_and_grads: argument 'y' must have shape \(2,\)"):
         checkpointed_loss_and_grads(net4, x, y[:1], 2)
+    with pytest.raises(ValueError, match=r"checkpointed_loss_and_grads: argument 'y' holds class indices outside \[0, 2\]"):
+        checkpointed_loss_and_grads(net4, x, y + 3, 2)
     with pytest.raises(TypeError, match=r"CacheMeter.record: argument 'tensors' must hold tensors, got list"):
         CacheMeter().record([[1.0]])
 

@@ -189,6 +189,16 @@ def test_ring_all_reduce_of_matrices_in_float64(pool):
         assert_close(by_ring, sum(matrices), claim="ring all-reduce is the sum")
 
 
+def test_ring_all_reduce_of_a_transposed_matrix(pool):
+    """The task's working copy is contiguous (the ring's chunks are views of it), whatever the input's strides."""
+    generator = torch.Generator().manual_seed(1)
+    matrices = [torch.randn(4, 5, generator=generator, dtype=F64).T for _ in range(K)]
+    for by_ring, by_torch, traffic in pool.run(ring_all_reduce_task, matrices):
+        assert by_ring.shape == (5, 4) and traffic.steps == 2 * (K - 1)
+        assert_close(by_ring, sum(matrices), claim="ring all-reduce of transposed matrices is the sum")
+        assert_close(by_torch, sum(matrices), claim="torch's all-reduce of them too", against="torch")
+
+
 # ----------------------------------------------------------------------------- the pool
 
 

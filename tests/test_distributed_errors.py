@@ -111,6 +111,8 @@ def test_delayed_gradient_descent_errors(kwargs, error, pattern):
         (lambda: simulate_schedule([[("F", 0), ("B", 0)], [("F", 0), ("F", 0)]]), ValueError, r"simulate_schedule: orders\[1\] must hold \('F', j\) and \('B', j\) once each"),
         (lambda: simulate_schedule([[("F", 0), ("B", 1)]]), ValueError, r"simulate_schedule: orders\[0\] must hold"),
         (lambda: simulate_schedule([[]]), ValueError, r"simulate_schedule: orders\[0\] must hold .* M >= 1"),
+        (lambda: simulate_schedule([[1, 2]]), ValueError, r"simulate_schedule: orders\[0\] must hold \('F', j\)"),
+        (lambda: pipeline_loss_and_grads(NET, [1], X, Y.double(), 2), ValueError, r"pipeline_loss_and_grads: argument 'y' must have shape \(6, 2\)"),
         (lambda: simulate_schedule(gpipe_order(2, 2), forward_time=0), ValueError, r"simulate_schedule: argument 'forward_time' must be an integer >= 1 \(time slots\), got 0"),
         (lambda: simulate_schedule(gpipe_order(2, 2), backward_time=1.5), ValueError, r"simulate_schedule: argument 'backward_time' must be an integer >= 1"),
         (lambda: slot_table([]), ValueError, r"slot_table: argument 'events' must be a non-empty list of Event"),
@@ -161,6 +163,31 @@ def pool():
 def test_errors_inside_workers_come_back_with_their_message(pool, task, args, pattern):
     with pytest.raises(RuntimeError, match=r"rank 0 of 3 failed:[\s\S]*" + pattern):
         pool.run(task, *args)
+
+
+@pytest.mark.parametrize(
+    "task, args, pattern",
+    [
+        (data_parallel_loss_and_grads, (NET, X, torch.tensor([0, 1, 0, 1, 0, 7])),
+         r"ValueError: data_parallel_loss_and_grads: argument 'y' holds class indices outside \[0, 1\]"),
+        (data_parallel_sgd, (NET, X[:2], torch.tensor([0, 7]), 0.1, 1),  # rank 2's shard is empty
+         r"ValueError: data_parallel_sgd: argument 'y' holds class indices outside \[0, 1\]"),
+        (ddp_sgd, (NET, X, Y.double(), 0.1, 1), r"ValueError: ddp_sgd: argument 'y' must have shape \(6, 2\)"),
+        (pipeline_stage_task, (NET, [1, 2], X, torch.tensor([0, 1, 0, 1, 0, 7]), 2),
+         r"ValueError: pipeline_stage_task: argument 'y' holds class indices outside \[0, 1\]"),
+        (pipeline_stage_task, (NET, [1, 2], X.float(), Y, 2),
+         r"TypeError: pipeline_stage_task: argument 'x' has dtype torch.float32 but 'weights' has dtype torch.float64"),
+        (ring_all_reduce_task, ([torch.zeros(4), torch.zeros(5), torch.zeros(4)],),
+         r"ValueError: ring_all_reduce_task: argument 'vectors' must hold tensors of one shape and dtype, got \(4,\), "
+         r"torch.float32 at index 0 and \(5,\), torch.float32 at index 1"),
+    ],
+)
+def test_bad_rows_fail_on_every_rank_at_once(pool, task, args, pattern):
+    """Bad targets met by one rank's shard or stage only, or vectors of different sizes, used to fail on that rank
+    alone and leave the others in a collective until the timeout, which then masked the error and broke the group."""
+    with pytest.raises(RuntimeError, match=r"rank 0 of 3 failed:[\s\S]*" + pattern):
+        pool.run(task, *args)
+    assert len(pool.run(data_parallel_loss_and_grads, NET, X, Y)) == 3, "the group still works"
 
 
 def test_run_needs_a_callable(pool):

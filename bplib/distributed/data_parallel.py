@@ -171,8 +171,25 @@ def full_batch_sgd(net: MLP, x: torch.Tensor, y: torch.Tensor, lr: float, steps:
     return flatten(replica.parameters)[0], losses
 
 
+def _check_batch(fn: str, net: MLP, x: object, y: object) -> None:
+    """Check the whole batch ``(x, y)`` against ``net`` as its loss would, before any message is exchanged.
+
+    Every rank is handed the whole batch and checks all of it, so that bad input fails on every rank
+    at once: a check left to the rank whose shard or stage meets the bad rows would fail there only,
+    and leave the other ranks waiting for it in a collective until the pool's timeout.
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"{fn}: argument 'net' must be a bplib.MLP, got {type(net).__name__}")
+    net._check_input(fn, x)  # (m, n_0), floating, the weights' dtype and device
+    check_tensor(fn, "y", y)
+    if y.dim() == 0 or len(y) != len(x):
+        rows = len(y) if y.dim() else 0
+        raise ValueError(f"{fn}: arguments 'x' and 'y' must have the same number of rows, got {len(x)} and {rows}")
+    net._loss_forward(fn, x.new_zeros(len(x), net.sizes[-1]), y)  # the targets, checked by the loss itself
+
+
 def _on_worker_device(fn: str, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[MLP, torch.Tensor, torch.Tensor]:
-    """A private copy of ``net`` and the batch, on this rank's device (:func:`~bplib.distributed.launch.worker_device`)."""
+    """A private copy of ``net`` and the batch, on this rank's device (:func:`~bplib.distributed.launch.worker_device`), checked (:func:`_check_batch`)."""
     if not isinstance(net, MLP):
         raise TypeError(f"{fn}: argument 'net' must be a bplib.MLP, got {type(net).__name__}")
     check_tensor(fn, "x", x)
@@ -181,5 +198,7 @@ def _on_worker_device(fn: str, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tu
     replica = copy.deepcopy(net)  # the pool shares tensors with the parent: never update them in place
     replica.weights = [w.to(device) for w in replica.weights]
     replica.biases = [b.to(device) for b in replica.biases]
-    return replica, x.to(device), y.to(device)
+    x, y = x.to(device), y.to(device)
+    _check_batch(fn, replica, x, y)
+    return replica, x, y
 

@@ -36,12 +36,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from .._checks import check_shape, check_tensor
+from .._checks import check_tensor
 from ..functional.activations import ACTIVATIONS
 from ..functional.linear import linear_backward, linear_forward
 from ..functional.losses import LOSSES
 from ..mlp import MLP
 from ..params import MLPParams, Params
+from .data_parallel import _check_batch
 from .schedule import gpipe_order, one_f_one_b_order, simulate_schedule
 
 SCHEDULES = {"gpipe": gpipe_order, "1f1b": one_f_one_b_order}
@@ -213,16 +214,6 @@ class _StageRunner:
         return din
 
 
-def _check_run(fn: str, net: object, x: object, y: object) -> None:
-    if not isinstance(net, MLP):
-        raise TypeError(f"{fn}: argument 'net' must be a bplib.MLP, got {type(net).__name__}")
-    check_tensor(fn, "x", x, ndim=2, floating=True)
-    check_shape(fn, "x", x, (None, net.sizes[0]), f"batch size, n_0 = {net.sizes[0]} inputs")
-    check_tensor(fn, "y", y)
-    if len(y) != len(x):
-        raise ValueError(f"{fn}: arguments 'x' and 'y' must have the same number of rows, got {len(x)} and {len(y)}")
-
-
 def pipeline_loss_and_grads(
     net: MLP, boundaries: Sequence[int], x: torch.Tensor, y: torch.Tensor, count: int, *, schedule: str = "gpipe"
 ) -> tuple[torch.Tensor, MLPParams, list[StageResult]]:
@@ -233,7 +224,7 @@ def pipeline_loss_and_grads(
     network (as ``net.loss_and_grads`` returns them) and every stage's :class:`StageResult`.
     """
     fn = "pipeline_loss_and_grads"
-    _check_run(fn, net, x, y)
+    _check_batch(fn, net, x, y)
     if schedule not in SCHEDULES:
         raise ValueError(f"{fn}: argument 'schedule' must be one of {', '.join(map(repr, SCHEDULES))}, got {schedule!r}")
     stages = split_stages(net, boundaries)
@@ -257,12 +248,12 @@ def pipeline_stage_task(
     """Rank :math:`s` runs stage :math:`s` of ``net`` cut at ``boundaries``, with ``send``/``recv`` between neighbours.
 
     Called on every rank of a group of :math:`p` = ``len(boundaries) + 1`` processes (a task for
-    :meth:`~bplib.distributed.launch.WorkerPool.run`).  Every rank is handed the whole batch; only
-    the first stage reads ``x`` and only the last reads ``y``.  Returns the stage's
-    :class:`StageResult`.
+    :meth:`~bplib.distributed.launch.WorkerPool.run`).  Every rank is handed the whole batch and
+    checks all of it, so that bad input fails on every rank at once; only the first stage computes
+    with ``x`` and only the last with ``y``.  Returns the stage's :class:`StageResult`.
     """
     fn = "pipeline_stage_task"
-    _check_run(fn, net, x, y)
+    _check_batch(fn, net, x, y)
     if schedule not in SCHEDULES:
         raise ValueError(f"{fn}: argument 'schedule' must be one of {', '.join(map(repr, SCHEDULES))}, got {schedule!r}")
     stages = split_stages(net, boundaries)

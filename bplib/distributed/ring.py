@@ -88,9 +88,16 @@ def ring_all_reduce_task(vectors: list[torch.Tensor]) -> tuple[torch.Tensor, tor
     k = dist.get_world_size()
     if not isinstance(vectors, (list, tuple)) or len(vectors) != k:
         raise ValueError(f"{fn}: argument 'vectors' must hold one tensor per rank ({k}), got {vectors!r:.80}")
+    for r, vector in enumerate(vectors):  # every rank checks them all, so that all fail together
+        check_tensor(fn, f"vectors[{r}]", vector)
+        if (vector.shape, vector.dtype) != (vectors[0].shape, vectors[0].dtype):
+            raise ValueError(
+                f"{fn}: argument 'vectors' must hold tensors of one shape and dtype, got {tuple(vectors[0].shape)}, "
+                f"{vectors[0].dtype} at index 0 and {tuple(vector.shape)}, {vector.dtype} at index {r}"
+            )
     mine = vectors[dist.get_rank()]
-    check_tensor(fn, f"vectors[{dist.get_rank()}]", mine)
-    by_ring, by_torch = mine.clone(), mine.clone()
+    by_ring = mine.clone(memory_format=torch.contiguous_format)  # a transposed input's clone would keep its strides
+    by_torch = mine.clone()
     traffic = ring_all_reduce(by_ring)
     dist.all_reduce(by_torch)
     return by_ring, by_torch, traffic

@@ -81,6 +81,14 @@ def _dependencies(stage: int, kind: str, j: int, stages: int) -> list[tuple[int,
     return [(stage, "F", j)] + ([(stage + 1, "B", j)] if stage < stages - 1 else [])
 
 
+def _tasks(order: list | tuple) -> list[tuple] | None:
+    """The tasks of one stage's order as sorted tuples; ``None`` when an entry is not a task."""
+    try:
+        return sorted(map(tuple, order))
+    except TypeError:  # an entry that is no sequence, or kinds and indices that do not compare
+        return None
+
+
 def _check_order(fn: str, orders: object) -> int:
     """Check that ``orders`` lists, for every stage, each of ``("F", j)`` and ``("B", j)`` exactly once; return :math:`M`."""
     if not isinstance(orders, (list, tuple)) or len(orders) == 0:
@@ -89,7 +97,7 @@ def _check_order(fn: str, orders: object) -> int:
     micro_batches = len(first) // 2
     expected = sorted([("F", j) for j in range(micro_batches)] + [("B", j) for j in range(micro_batches)])
     for s, order in enumerate(orders):
-        if not isinstance(order, (list, tuple)) or sorted(map(tuple, order)) != expected or micro_batches == 0:
+        if not isinstance(order, (list, tuple)) or _tasks(order) != expected or micro_batches == 0:
             raise ValueError(
                 f"{fn}: orders[{s}] must hold ('F', j) and ('B', j) once each for j = 0, ..., M - 1 with the same "
                 f"M >= 1 on every stage, got {order!r:.120}"
