@@ -182,6 +182,8 @@ class Rule:
             raise ValueError(f"{fn}: argument 'statistic' must be one of {', '.join(map(repr, STATISTICS))}, got {self.statistic!r}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
             raise TypeError(f"{fn}: argument 'threshold' must be a real number, got {type(self.threshold).__name__}")
+        if self.threshold != self.threshold:  # NaN: no statistic would ever exceed it
+            raise ValueError(f"{fn}: argument 'threshold' must be a number, not NaN (no statistic exceeds NaN)")
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
             raise ValueError(f"{fn}: argument 'patience' must be a positive integer number of steps, got {self.patience!r}")
 

@@ -210,6 +210,23 @@ def test_pool_reports_a_workers_error_and_stays_usable(pool):
     assert len(pool.run(data_parallel_loss_and_grads, net, x, y)) == K
 
 
+def fail_on_the_last_rank():
+    """A task whose last rank raises at once while the others wait for it in an all-reduce."""
+    if torch.distributed.get_rank() == torch.distributed.get_world_size() - 1:
+        raise ValueError("the last rank's own error")
+    torch.distributed.all_reduce(torch.zeros(1))
+
+
+def test_an_error_on_one_rank_is_reported_beside_the_others_timeouts():
+    with WorkerPool(3, timeout_s=2) as broken:
+        with pytest.raises(RuntimeError) as raised:
+            broken.run(fail_on_the_last_rank)
+    message = str(raised.value)
+    assert message.startswith("WorkerPool.run(fail_on_the_last_rank): rank 0 of 3 failed:"), message  # a timeout
+    assert "rank 1 of 3 failed" not in message, "rank 1 timed out as rank 0 did: reported once"
+    assert re.search(r"rank 2 of 3 failed:[\s\S]*ValueError: the last rank's own error", message), message
+
+
 def test_a_closed_pool_leaves_no_process_and_no_port():
     with WorkerPool(2) as small:
         processes, port = small.processes, small._store.port

@@ -3,6 +3,8 @@
 Errors raised inside a worker come back from WorkerPool.run as a RuntimeError carrying the worker's message.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -88,7 +90,9 @@ def grad(theta, s):
         (dict(grad="g"), TypeError, r"delayed_gradient_descent: argument 'grad' must be callable, got str"),
         (dict(theta0=torch.zeros(2, 2, dtype=F64)), ValueError, r"delayed_gradient_descent: argument 'theta0' must be 1-D"),
         (dict(theta0=torch.zeros(2, dtype=torch.int64)), TypeError, r"delayed_gradient_descent: argument 'theta0' must have a floating dtype"),
-        (dict(lr=0.0), ValueError, r"delayed_gradient_descent: argument 'lr' must be a positive number, got 0.0"),
+        (dict(lr=0.0), ValueError, r"delayed_gradient_descent: argument 'lr' must be a finite number > 0, got 0.0"),
+        (dict(lr=math.inf), ValueError, r"delayed_gradient_descent: argument 'lr' must be a finite number > 0, got inf"),
+        (dict(lr="0.1"), TypeError, r"delayed_gradient_descent: argument 'lr' must be a Python number, got str"),
         (dict(delay=-1), ValueError, r"delayed_gradient_descent: argument 'delay' must be an integer >= 0, got -1"),
         (dict(steps=2.0), ValueError, r"delayed_gradient_descent: argument 'steps' must be an integer >= 0, got 2.0"),
         (dict(grad=lambda theta, s: theta[:1]), ValueError, r"delayed_gradient_descent: grad\(theta, s\) must return a tensor of shape \(2,\), got \(1,\)"),

@@ -63,6 +63,10 @@ def default_start_method(backend: str) -> str:
     return "spawn"
 
 
+REPORT_MARGIN_S = 10.0
+"""Seconds the parent of a :class:`WorkerPool` waits for a result beyond the workers' own ``timeout_s``."""
+
+
 FORK_SERVER_PRELOAD = ("bplib.distributed", "bplib.distributed.ddp")
 """The modules the fork server imports when it starts (torch, bplib's tasks, and DDP's module with
 ``torch._dynamo``, which takes seconds to import), so that no worker imports them again."""
@@ -124,9 +128,10 @@ class WorkerPool:
     backend:
         ``"gloo"`` or ``"nccl"``; by default :func:`backend_for` chooses.
     timeout_s:
-        Seconds a worker waits for the others in a collective, and the parent for a result, before
-        giving up with an error.  A task that fails on some ranks only leaves the others waiting in a
-        collective until then; close such a pool and start a new one.
+        Seconds a worker waits for the others in a collective before giving up with an error; the
+        parent waits :data:`REPORT_MARGIN_S` longer for each result, so that such an error reaches it.
+        A task that fails on some ranks only leaves the others waiting in a collective until then;
+        close such a pool and start a new one.
     quiet:
         Discard the workers' standard output and error (results come back through :meth:`run`).
     start_method:
@@ -180,22 +185,30 @@ class WorkerPool:
         return tuple(self._processes)
 
     def _collect(self, what: str) -> list[Any]:
-        """One message from every rank, in rank order; a ``RuntimeError`` with the traceback if a rank failed."""
+        """One message from every rank, in rank order; a ``RuntimeError`` with the tracebacks if ranks failed.
+
+        Each distinct error is reported once, with the first rank that raised it: a rank that failed
+        alone leaves the others timing out in a collective, and its own error must not hide behind theirs.
+        """
         received: dict[int, Any] = {}
         errors: dict[int, str] = {}
+        wait_s = self.timeout_s + REPORT_MARGIN_S
         while len(received) + len(errors) < self.world_size:
             try:
-                rank, status, payload = self._results.get(timeout=self.timeout_s)
+                rank, status, payload = self._results.get(timeout=wait_s)
             except queue.Empty:
+                silent = sorted(set(range(self.world_size)) - received.keys() - errors.keys())
                 dead = [r for r, p in enumerate(self._processes) if not p.is_alive()]
                 raise RuntimeError(
-                    f"{what}: no result from ranks {sorted(set(range(self.world_size)) - set(received))} "
-                    f"within {self.timeout_s:g} s (ranks no longer alive: {dead})"
+                    f"{what}: no result from ranks {silent} within {wait_s:g} s (ranks no longer alive: {dead})"
                 ) from None
             (errors if status == "error" else received)[rank] = payload
         if errors:
-            rank = min(errors)
-            raise RuntimeError(f"{what}: rank {rank} of {self.world_size} failed:\n{errors[rank]}")
+            first_rank = {}  # the last line of each distinct traceback (the exception) -> the first rank to raise it
+            for rank in sorted(errors):
+                first_rank.setdefault(errors[rank].strip().splitlines()[-1], rank)
+            reports = [f"rank {rank} of {self.world_size} failed:\n{errors[rank]}" for rank in first_rank.values()]
+            raise RuntimeError(f"{what}: " + "\n".join(reports))
         return [received[rank] for rank in range(self.world_size)]
 
     def run(self, fn: Callable[..., Any], *args: Any) -> list[Any]:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import torch
 
-from .._checks import check_tensor
+from .._checks import argument, check_positive, check_tensor
 
 
 def delay_stability_threshold(delay: int) -> float:
@@ -62,8 +62,7 @@ def delayed_gradient_descent(
     if not callable(grad):
         raise TypeError(f"{fn}: argument 'grad' must be callable, got {type(grad).__name__}")
     check_tensor(fn, "theta0", theta0, ndim=1, floating=True)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"{fn}: argument 'lr' must be a positive number, got {lr!r}")
+    check_positive(fn, argument("lr"), lr)
     for name, value in (("delay", delay), ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{fn}: argument '{name}' must be an integer >= 0, got {value!r}")
