@@ -394,6 +394,16 @@ def test_leaves_accumulate_over_sweeps_and_intermediates_start_afresh():
     assert x.grad.tolist() == [3.0, 3.0]
 
 
+def test_no_two_nodes_share_a_gradient_tensor():
+    """After x + y both inputs receive the output's gradient; each holds its own copy, as in torch."""
+    x, y = Value(torch.tensor([1.0, 2.0], dtype=F64)), Value(torch.tensor([3.0, 4.0], dtype=F64))
+    z = x + y
+    z.sum().backward()
+    x.grad.zero_()
+    assert y.grad.tolist() == [1.0, 1.0] and z.grad.tolist() == [1.0, 1.0], "zeroing x.grad leaves the others"
+    assert x.grad.is_contiguous() and y.grad.is_contiguous(), "not a stride-0 view of the sum's gradient"
+
+
 def test_constants_get_no_gradient_and_no_closure_call():
     c = Value(torch.tensor([1.0, 2.0], dtype=F64), requires_grad=False)
     x = Value(torch.tensor([3.0, 4.0], dtype=F64))

@@ -152,10 +152,14 @@ class Value:
         return out
 
     def _accumulate(self, grad: Callable[[], torch.Tensor]) -> None:
-        """Add a contribution to ``self.grad`` (the fork rule); computed only if a gradient is required."""
+        """Add a contribution to ``self.grad`` (the fork rule); computed only if a gradient is required.
+
+        The first contribution is copied, so that no two nodes share a gradient tensor (after ``x + y``
+        both would hold the output's own) and a reader may edit one in place, as in torch.
+        """
         if self.requires_grad:
             g = sum_to_shape(grad(), self.shape)
-            self.grad = g if self.grad is None else self.grad + g
+            self.grad = g.clone() if self.grad is None else self.grad + g
 
     # -------------------------------------------------------------------------- arithmetic
 
