@@ -36,6 +36,7 @@ import torch
 from ._checks import check_tensor
 from .functional.losses import LOSSES
 from .mlp import MLP, LayerCache
+from .optim import Optimizer
 from .params import MLPParams
 
 STATISTICS = ("grad_norm", "update_ratio", "activation_mean", "activation_std", "dead_fraction")
@@ -158,6 +159,11 @@ def monitored_step(
         raise TypeError(
             "monitored_step: argument 'net' must be a bplib.MLP, "
             f"got {type(net).__name__}"
+        )
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            "monitored_step: argument 'optimizer' must be a bplib.optim optimiser, "
+            f"got {type(optimizer).__name__}"
         )
     loss_forward, loss_backward = LOSSES[net.loss_name]
     out, caches = net.forward_with_caches(x)  # the activations A^l, kept for backward

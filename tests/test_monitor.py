@@ -147,6 +147,8 @@ def test_errors(generator):
         activation_statistics(torch.zeros(0, 3, dtype=F64))
     with pytest.raises(TypeError, match=r"monitored_step: argument 'net' must be a bplib.MLP, got str"):
         monitored_step("net", None, x, y)
+    with pytest.raises(TypeError, match=r"monitored_step: argument 'optimizer' must be a bplib.optim optimiser, got NoneType"):
+        monitored_step(bplib.MLP([2, 3], "relu", "mse", dtype=F64), None, x, y)
     with pytest.raises(ValueError, match=r"Rule: argument 'statistic' must be one of 'grad_norm', .* got 'loss'"):
         Rule("loss", 1.0, 2)
     with pytest.raises(TypeError, match=r"Rule: argument 'threshold' must be a real number, got str"):
