@@ -79,6 +79,20 @@ def check_upstream(fn: str, name: str, grad: object, output: tuple[str, torch.Te
         )
 
 
+def check_floating_dtype(fn: str, dtype: object) -> torch.dtype:
+    """Check that the argument ``dtype`` is a floating ``torch.dtype``; return it."""
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"{fn}: argument 'dtype' must be a floating torch.dtype, got {dtype!r}")
+    return dtype
+
+
+def check_generator(fn: str, generator: object) -> torch.Generator | None:
+    """Check that the argument ``generator`` is a :class:`torch.Generator` or ``None``; return it."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator
+
+
 def check_shape(fn: str, name: str, x: torch.Tensor, expected: Sequence[int | None], meaning: str) -> None:
     """Check ``x.shape`` against ``expected``, where ``None`` matches any size."""
     shape = x.shape

@@ -76,7 +76,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ._checks import argument, check_positive, check_same_dtype_and_device, check_shape, check_tensor
+from ._checks import argument, check_generator, check_positive, check_same_dtype_and_device, check_shape, check_tensor
 
 Scalar = torch.Tensor | float
 ScalarFunction = Callable[[torch.Tensor], Scalar]
@@ -425,9 +425,7 @@ def directional_check(
     x = _check_point(fn, x, h)
     analytic_grad = _check_analytic(fn, x, analytic_grad)
     check_positive(fn, argument("directions"), directions, integer=True)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
-    if generator is None:
+    if check_generator(fn, generator) is None:
         generator = torch.Generator().manual_seed(0)
 
     x = x.detach()

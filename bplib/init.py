@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from ._checks import argument, check_choice, check_real
+from ._checks import argument, check_choice, check_floating_dtype, check_generator, check_real
 
 _DISTRIBUTIONS = ("normal", "uniform")
 
@@ -36,10 +36,8 @@ def _fans(fn: str, shape: tuple[int, int]) -> tuple[int, int]:
 def _check_draw(fn: str, distribution: str, generator: object, dtype: object) -> None:
     """Check the arguments every initialiser shares: the distribution, the generator and the dtype."""
     check_choice(fn, "distribution", distribution, _DISTRIBUTIONS)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"{fn}: argument 'dtype' must be a floating torch.dtype, got {dtype!r}")
+    check_generator(fn, generator)
+    check_floating_dtype(fn, dtype)
 
 
 def _draw(

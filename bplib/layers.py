@@ -39,7 +39,7 @@ from collections.abc import Sequence
 import torch
 
 from . import init
-from ._checks import argument, check_choice, check_real, check_shape, check_tensor
+from ._checks import argument, check_choice, check_floating_dtype, check_generator, check_real, check_shape, check_tensor
 from .functional.activations import ACTIVATIONS
 from .functional.dropout import _P_RANGE_REASON, dropout_backward, dropout_forward
 from .functional.linear import linear_backward, linear_forward
@@ -64,19 +64,6 @@ def _check_width(fn: str, name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{fn}: argument '{name}' must be a positive integer, got {value!r}")
     return value
-
-
-def _check_dtype(fn: str, dtype: object) -> torch.dtype:
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"{fn}: argument 'dtype' must be a floating torch.dtype, got {dtype!r}")
-    return dtype
-
-
-def _check_generator(fn: str, generator: object) -> torch.Generator | None:
-    """Check that ``generator`` is a :class:`torch.Generator` or ``None``."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
-    return generator
 
 
 class Layer:
@@ -184,7 +171,7 @@ class Linear(Layer):
         self.in_features = _check_width(fn, "n_in", n_in)
         self.out_features = _check_width(fn, "n_out", n_out)
         draw = INITIALISERS[check_choice(fn, "init", init, tuple(INITIALISERS))]
-        self.W = draw((n_out, n_in), generator=_check_generator(fn, generator), dtype=_check_dtype(fn, dtype), device=device)
+        self.W = draw((n_out, n_in), generator=check_generator(fn, generator), dtype=check_floating_dtype(fn, dtype), device=device)
         """:math:`W`, shape ``(n_out, n_in)``."""
         self.b = self.W.new_zeros(n_out)
         """:math:`b`, shape ``(n_out,)``."""
@@ -286,7 +273,7 @@ class BatchNorm(Layer):
         """:math:`\\epsilon`, added to the variance."""
         if self.eps == 0:
             raise ValueError(f"{fn}: argument 'eps' must be > 0, got {eps!r}: a feature constant over a batch has variance 0")
-        self.gamma = torch.ones(n, dtype=_check_dtype(fn, dtype), device=device)
+        self.gamma = torch.ones(n, dtype=check_floating_dtype(fn, dtype), device=device)
         """:math:`\\gamma`, the scale, shape ``(n,)``."""
         self.beta = torch.zeros_like(self.gamma)
         """:math:`\\beta`, the shift, shape ``(n,)``."""
@@ -339,7 +326,7 @@ class LayerNorm(Layer):
         self.in_features = self.out_features = _check_width(fn, "n", n)
         self.eps = check_real(fn, argument("eps"), eps, 0.0)
         """:math:`\\epsilon`, added to the variance."""
-        self.gamma = torch.ones(n, dtype=_check_dtype(fn, dtype), device=device)
+        self.gamma = torch.ones(n, dtype=check_floating_dtype(fn, dtype), device=device)
         """:math:`\\gamma`, the scale, shape ``(n,)``."""
         self.beta = torch.zeros_like(self.gamma)
         """:math:`\\beta`, the shift, shape ``(n,)``."""

@@ -55,7 +55,16 @@ from collections.abc import Sequence
 import torch
 
 from . import init
-from ._checks import argument, check_choice, check_real, check_same_dtype_and_device, check_shape, check_tensor
+from ._checks import (
+    argument,
+    check_choice,
+    check_floating_dtype,
+    check_generator,
+    check_real,
+    check_same_dtype_and_device,
+    check_shape,
+    check_tensor,
+)
 from .functional.activations import ACTIVATIONS
 from .functional.linear import linear_backward, linear_forward
 from .functional.losses import _FORWARDS_NAMED_BY_CALLER, LOSSES
@@ -138,10 +147,8 @@ class MLP:
         self.parameterization = check_choice(fn, "parameterization", parameterization, PARAMETERIZATIONS)
         self.sigma_w2 = check_real(fn, argument("sigma_w2"), sigma_w2, 0.0, why="a variance")
         self.sigma_b2 = check_real(fn, argument("sigma_b2"), sigma_b2, 0.0, why="a variance")
-        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise TypeError(f"{fn}: argument 'dtype' must be a floating torch.dtype, got {dtype!r}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
+        check_floating_dtype(fn, dtype)
+        check_generator(fn, generator)
         self.sizes = sizes
         self._deferred_check = DeferredCheck()  # the fast path's label check on a GPU
         shapes = list(zip(sizes[1:], sizes[:-1]))  # (n_l, n_{l-1})

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_tensor
+from ._checks import argument, check_real, check_tensor
 from .functional.losses import LOSSES
 from .mlp import MLP, LayerCache
 from .optim import Optimizer
@@ -186,10 +186,7 @@ class Rule:
         fn = "Rule"
         if self.statistic not in STATISTICS:
             raise ValueError(f"{fn}: argument 'statistic' must be one of {', '.join(map(repr, STATISTICS))}, got {self.statistic!r}")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
-            raise TypeError(f"{fn}: argument 'threshold' must be a real number, got {type(self.threshold).__name__}")
-        if self.threshold != self.threshold:  # NaN: no statistic would ever exceed it
-            raise ValueError(f"{fn}: argument 'threshold' must be a number, not NaN (no statistic exceeds NaN)")
+        check_real(fn, argument("threshold"), self.threshold)  # finite: no statistic exceeds NaN or inf
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
             raise ValueError(f"{fn}: argument 'patience' must be a positive integer number of steps, got {self.patience!r}")
 

@@ -60,9 +60,9 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_choice, check_same_dtype_and_device, check_shape, check_tensor
+from ._checks import check_choice, check_generator, check_same_dtype_and_device, check_shape, check_tensor
 from .functional.losses import LOSSES
-from .layers import MODES, Dropout, Layer, _check_generator
+from .layers import MODES, Dropout, Layer
 from .params import Params
 
 _LAYER_KINDS = "Linear, Activation, Dropout, BatchNorm or LayerNorm"
@@ -117,7 +117,7 @@ class Sequential:
         self.in_features = self._check_widths(fn)
         self._check_tensors(fn)
         self.loss_name = check_choice(fn, "loss", loss, tuple(LOSSES))
-        self.generator = _check_generator(fn, generator)
+        self.generator = check_generator(fn, generator)
         names = [f"{k}.{name}" for k, layer in enumerate(self.layers) for name in layer.parameter_names]
         self._names = tuple(names)
         counts = [len(layer.parameter_names) for layer in self.layers]
@@ -208,7 +208,7 @@ class Sequential:
         if reference:
             where = ("parameters" if params is None else "params") + f" ({reference.names[0]})"
             check_same_dtype_and_device(fn, (where, reference[0]), ("x", x))
-        generator = _check_generator(fn, generator) or self.generator
+        generator = check_generator(fn, generator) or self.generator
         if generator is None and any(isinstance(layer, Dropout) and layer.draws for layer in self.layers):
             raise TypeError(
                 f"{fn}: argument 'generator' must be a torch.Generator when a dropout layer is in train mode with "

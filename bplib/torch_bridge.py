@@ -55,9 +55,9 @@ from dataclasses import dataclass
 import torch
 
 from . import functional as bf
-from ._checks import check_choice, check_tensor
+from ._checks import check_choice, check_floating_dtype, check_generator, check_tensor
 from .init import he, xavier
-from .layers import _check_dtype, _check_generator, _check_width
+from .layers import _check_width
 
 
 # ------------------------------------------------------------------------------ caches on ctx
@@ -396,7 +396,7 @@ class BplibLinear(torch.nn.Module):
         super().__init__()
         shape = _check_width(fn, "n_out", n_out), _check_width(fn, "n_in", n_in)
         draw = {"xavier": xavier, "he": he}[check_choice(fn, "init", init, ("xavier", "he"))]
-        generator, dtype = _check_generator(fn, generator), _check_dtype(fn, dtype)
+        generator, dtype = check_generator(fn, generator), check_floating_dtype(fn, dtype)
         self.weight = torch.nn.Parameter(draw(shape, generator=generator, dtype=dtype, device=device))
         self.bias = torch.nn.Parameter(torch.zeros(n_out, dtype=dtype, device=device))
 
@@ -439,7 +439,7 @@ class BplibMLP(torch.nn.Module):
                 f"BplibMLP: argument 'sizes' must be a sequence of at least 2 positive ints, got {sizes!r}"
             )
         self.activation = check_choice("BplibMLP", "activation", activation, tuple(bf.ACTIVATIONS))
-        generator, dtype = _check_generator("BplibMLP", generator), _check_dtype("BplibMLP", dtype)
+        generator, dtype = check_generator("BplibMLP", generator), check_floating_dtype("BplibMLP", dtype)
         scheme = "he" if activation == "relu" else "xavier"
         self.layers = torch.nn.ModuleList(
             BplibLinear(n_in, n_out, generator=generator, init=scheme, dtype=dtype, device=device)

@@ -153,7 +153,7 @@ def test_errors(generator):
         Rule("loss", 1.0, 2)
     with pytest.raises(TypeError, match=r"Rule: argument 'threshold' must be a real number, got str"):
         Rule("update_ratio", "0.1", 2)
-    with pytest.raises(ValueError, match=r"Rule: argument 'threshold' must be a number, not NaN"):
+    with pytest.raises(ValueError, match=r"Rule: argument 'threshold' must be finite, got nan"):
         Rule("update_ratio", float("nan"), 2)
     with pytest.raises(ValueError, match=r"Rule: argument 'patience' must be a positive integer number of steps, got 0"):
         Rule("update_ratio", 0.1, 0)

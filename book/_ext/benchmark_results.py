@@ -103,6 +103,11 @@ class Benchmark:
     tables: Callable[[dict], list[nodes.Node]]  # its results, as tables (and the line that says what was run)
 
 
+def problem_line(text: str) -> nodes.paragraph:
+    """The line above a benchmark's tables that says what was measured (Markdown code and math allowed)."""
+    return nodes.paragraph("", "", *rich_text(text), classes=["benchmark-problem"])
+
+
 def mlp_step_tables(report: dict) -> list[nodes.Node]:
     rows = [Row([[nodes.paragraph("", "", nodes.strong(text=c["name"])),
                   nodes.paragraph(text=f"{sizes(c['sizes'])}, batch {c['batch']}")],
@@ -117,12 +122,12 @@ def mlp_step_tables(report: dict) -> list[nodes.Node]:
 def gradcheck_tables(report: dict) -> list[nodes.Node]:
     r = report["results"]
     checks, seconds, speedup = r["checks"], r["seconds"], r["speedup_vs_loop"]
-    problem = nodes.paragraph("", "", *rich_text(
+    problem = problem_line(
         f"The loss of an MLP {sizes(r['sizes'])} ({r['activation']}, softmax cross-entropy, batch {r['batch']}, "
         f"float64) as a function of its P = {r['P']:,} parameters; h = {small(r['h'], exact=True)} for the loop and "
         f"`gradient_check`. The batched central differences equal the loop's to "
         f"{small(checks['max_abs_difference_batched_vs_loop'])} (rounding bound {small(checks['rounding_bound'])})."
-    ), classes=["benchmark-problem"])
+    )
     methods = [
         ("loop", "element loop: `loop_numerical_gradient` + `relative_error`", 2 * r["P"], checks["loop_error"]),
         ("gradient_check", "`gradient_check`: the same points, batched", 2 * r["P"], checks["gradient_check_error"]),
@@ -140,12 +145,12 @@ def gradcheck_tables(report: dict) -> list[nodes.Node]:
 def ntk_tables(report: dict) -> list[nodes.Node]:
     r = report["results"]
     dtypes = sorted({e["dtype"] for e in r["empirical"]})
-    problem = nodes.paragraph("", "", *rich_text(
+    problem = problem_line(
         f"The empirical NTK of a {sizes(r['sizes'])} ReLU network (NTK parameterisation, {', '.join(dtypes)}, "
         f"P = {r['P']:,} parameters) on $N$ inputs: `bplib.ntk.empirical_ntk` against `torch.func`'s per-sample "
         f"Jacobian $J$ ($N \\times P$) and $J J^\\top$. Peak memory: each route once in a fresh process, its peak resident "
         f"set size above its size before the call."
-    ), classes=["benchmark-problem"])
+    )
     rows = [Row([f"{e['n']:,}", significant(e["bplib_s"]), significant(e["torch_func_s"]),
                  quantity(e["speedup"], "x"), f"{e['bplib_peak_mib']:,.0f}", f"{e['torch_func_peak_mib']:,.0f}",
                  quantity(e["memory_ratio"], "x")], ids=[row_id(report, f"empirical-{e['n']}")])

@@ -27,17 +27,11 @@ import copy
 import torch
 import torch.distributed as dist
 
-from .._checks import check_tensor
+from .._checks import argument, check_integer, check_tensor
 from ..mlp import MLP
 from ..optim import SGD
 from ..params import Params, flatten
 from .launch import worker_device
-
-
-def _check_count(fn: str, name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{fn}: argument '{name}' must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def shard_sizes(m: int, world_size: int) -> list[int]:
@@ -47,8 +41,8 @@ def shard_sizes(m: int, world_size: int) -> list[int]:
     rows, the others :math:`\\lfloor m/k \\rfloor` (zero when :math:`m < k`).
     """
     fn = "shard_sizes"
-    _check_count(fn, "m", m, 0)
-    _check_count(fn, "world_size", world_size, 1)
+    check_integer(fn, argument("m"), m, 0)
+    check_integer(fn, argument("world_size"), world_size, 1)
     return [m // world_size + (r < m % world_size) for r in range(world_size)]
 
 
@@ -58,7 +52,7 @@ def shard(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     check_tensor(fn, "batch", batch)
     if batch.dim() == 0:
         raise ValueError(f"{fn}: argument 'batch' must have a first dimension of rows, got a 0-d tensor")
-    _check_count(fn, "world_size", world_size, 1)
+    check_integer(fn, argument("world_size"), world_size, 1)
     if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
         raise ValueError(f"{fn}: argument 'rank' must be an integer in [0, {world_size - 1}], got {rank!r}")
     return torch.tensor_split(batch, world_size)[rank]
@@ -77,7 +71,7 @@ def all_reduce_mean(
     """
     fn = "all_reduce_mean"
     check_tensor(fn, "loss", loss, ndim=0, floating=True)
-    _check_count(fn, "count", count, 0)
+    check_integer(fn, argument("count"), count, 0)
     theta, unflatten = flatten(grads)  # (P,), a new tensor
     m_r = theta.new_tensor([count])
     message = torch.cat([theta * count, (loss * count).reshape(1), m_r])  # (P + 2,)
@@ -140,7 +134,7 @@ def data_parallel_sgd(
     (:func:`bplib.params.flatten`), and the full-batch loss before each step.
     """
     fn = "data_parallel_sgd"
-    _check_count(fn, "steps", steps, 0)
+    check_integer(fn, argument("steps"), steps, 0)
     replica, x, y = _on_worker_device(fn, net, x, y)
     broadcast_parameters(replica.parameters)
     optimiser = SGD(replica.parameters, lr=lr)
@@ -158,7 +152,7 @@ def full_batch_sgd(net: MLP, x: torch.Tensor, y: torch.Tensor, lr: float, steps:
     Returns what :func:`data_parallel_sgd` returns, which must equal it up to rounding.
     """
     fn = "full_batch_sgd"
-    _check_count(fn, "steps", steps, 0)
+    check_integer(fn, argument("steps"), steps, 0)
     if not isinstance(net, MLP):
         raise TypeError(f"{fn}: argument 'net' must be a bplib.MLP, got {type(net).__name__}")
     replica = copy.deepcopy(net)
@@ -189,16 +183,12 @@ def _check_batch(fn: str, net: MLP, x: object, y: object) -> None:
 
 
 def _on_worker_device(fn: str, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[MLP, torch.Tensor, torch.Tensor]:
-    """A private copy of ``net`` and the batch, on this rank's device (:func:`~bplib.distributed.launch.worker_device`), checked (:func:`_check_batch`)."""
-    if not isinstance(net, MLP):
-        raise TypeError(f"{fn}: argument 'net' must be a bplib.MLP, got {type(net).__name__}")
-    check_tensor(fn, "x", x)
-    check_tensor(fn, "y", y)
+    """The batch checked (:func:`_check_batch`), then a private copy of ``net`` and the batch on this rank's device
+    (:func:`~bplib.distributed.launch.worker_device`)."""
+    _check_batch(fn, net, x, y)
     device = worker_device()
     replica = copy.deepcopy(net)  # the pool shares tensors with the parent: never update them in place
     replica.weights = [w.to(device) for w in replica.weights]
     replica.biases = [b.to(device) for b in replica.biases]
-    x, y = x.to(device), y.to(device)
-    _check_batch(fn, replica, x, y)
-    return replica, x, y
+    return replica, x.to(device), y.to(device)
 

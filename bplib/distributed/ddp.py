@@ -30,8 +30,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from .._checks import argument, check_integer
 from ..mlp import MLP
-from .data_parallel import _check_count, _on_worker_device, shard
+from .data_parallel import _on_worker_device, shard
 
 _TORCH_ACTIVATIONS = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
 
@@ -81,7 +82,7 @@ def ddp_sgd(
     final parameters, flattened in bplib's order.
     """
     fn = "ddp_sgd"
-    _check_count(fn, "steps", steps, 0)
+    check_integer(fn, argument("steps"), steps, 0)
     if not isinstance(weight_by_shard, bool):
         raise TypeError(f"{fn}: argument 'weight_by_shard' must be a bool, got {type(weight_by_shard).__name__}")
     local, x, y = _on_worker_device(fn, net, x, y)

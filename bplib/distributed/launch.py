@@ -35,13 +35,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from .._checks import argument, check_integer
+
 HOST = "127.0.0.1"
 
 
 def backend_for(world_size: int) -> str:
     """The backend a group of ``world_size`` processes uses: ``"nccl"`` when every rank can have a GPU of its own, else ``"gloo"``."""
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"backend_for: argument 'world_size' must be an integer >= 1, got {world_size!r}")
+    check_integer("backend_for", argument("world_size"), world_size, 1)
     if torch.cuda.is_available() and dist.is_nccl_available() and torch.cuda.device_count() >= world_size:
         return "nccl"
     return "gloo"
@@ -141,8 +142,7 @@ class WorkerPool:
 
     def __init__(self, world_size: int, *, backend: str | None = None, timeout_s: float = 60.0, quiet: bool = True, start_method: str | None = None):
         fn = "WorkerPool"
-        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-            raise ValueError(f"{fn}: argument 'world_size' must be an integer >= 1, got {world_size!r}")
+        check_integer(fn, argument("world_size"), world_size, 1)
         backend = backend_for(world_size) if backend is None else backend
         if backend not in ("gloo", "nccl"):
             raise ValueError(f"{fn}: argument 'backend' must be 'gloo' or 'nccl', got {backend!r}")

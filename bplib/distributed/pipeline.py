@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from .._checks import check_tensor
+from .._checks import argument, check_integer, check_tensor
 from ..functional.activations import ACTIVATIONS
 from ..functional.linear import linear_backward, linear_forward
 from ..functional.losses import LOSSES
@@ -141,8 +141,7 @@ def even_boundaries(layers: int, stages: int) -> list[int]:
     """The cuts that give each of ``stages`` stages ``layers / stages`` layers; ``stages`` must divide ``layers``."""
     fn = "even_boundaries"
     for name, value in (("layers", layers), ("stages", stages)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{fn}: argument '{name}' must be an integer >= 1, got {value!r}")
+        check_integer(fn, argument(name), value, 1)
     if layers % stages:
         raise ValueError(f"{fn}: argument 'stages' must divide layers = {layers} (equal stages), got {stages}")
     return [s * layers // stages for s in range(1, stages)]

@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .._checks import argument, check_integer
+
 Order = list[list[tuple[str, int]]]
 """One list per stage of ``(kind, micro_batch)`` tasks, ``kind`` ``"F"`` or ``"B"``, in the order the stage runs them."""
 
@@ -49,8 +51,7 @@ class Event:
 
 def _check_sizes(fn: str, stages: object, micro_batches: object) -> None:
     for name, value in (("stages", stages), ("micro_batches", micro_batches)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{fn}: argument '{name}' must be an integer >= 1, got {value!r}")
+        check_integer(fn, argument(name), value, 1)
 
 
 def gpipe_order(stages: int, micro_batches: int) -> Order:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import torch
 
-from .._checks import argument, check_positive, check_tensor
+from .._checks import argument, check_integer, check_positive, check_tensor
 
 
 def delay_stability_threshold(delay: int) -> float:
@@ -38,8 +38,7 @@ def delay_stability_threshold(delay: int) -> float:
     :math:`2 \\sin\\big(\\pi / (2(2\\tau + 1))\\big)` for delay :math:`\\tau \\ge 0` (Levin and May, 1976):
     2 for :math:`\\tau = 0`, 1 for :math:`\\tau = 1`.
     """
-    if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
-        raise ValueError(f"delay_stability_threshold: argument 'delay' must be an integer >= 0, got {delay!r}")
+    check_integer("delay_stability_threshold", argument("delay"), delay, 0)
     return 2 * math.sin(math.pi / (2 * (2 * delay + 1)))
 
 
@@ -64,8 +63,7 @@ def delayed_gradient_descent(
     check_tensor(fn, "theta0", theta0, ndim=1, floating=True)
     check_positive(fn, argument("lr"), lr)
     for name, value in (("delay", delay), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{fn}: argument '{name}' must be an integer >= 0, got {value!r}")
+        check_integer(fn, argument(name), value, 0)
     thetas = theta0.new_empty(steps + 1, theta0.numel())  # (steps + 1, P)
     thetas[0] = theta0
     for t in range(steps):

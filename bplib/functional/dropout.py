@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import argument, check_flag, check_real, check_tensor, check_upstream
+from .._checks import argument, check_flag, check_generator, check_real, check_tensor, check_upstream
 
 _P_RANGE_REASON = "the probability of dropping an entry; p = 1 would drop them all and scale by 1/(1 - p) = inf"
 """Why a dropout probability must lie in [0, 1): the reason the error message gives."""
@@ -75,8 +75,7 @@ def dropout_forward(
     check_tensor(fn, "x", x, floating=True)
     p = check_real(fn, argument("p"), p, 0.0, 1.0, high_open=True, why=_P_RANGE_REASON)
     check_flag(fn, argument("train"), train)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"{fn}: argument 'generator' must be a torch.Generator or None, got {type(generator).__name__}")
+    check_generator(fn, generator)
     if train and p > 0 and generator is None:
         raise TypeError(
             f"{fn}: argument 'generator' must be a torch.Generator when train=True and p > 0 "
